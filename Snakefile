@@ -1,0 +1,18 @@
+# synthshare: collaborative learning from distributed data with DP synthetic data
+# (Prediger et al. 2024). Stages: data -> generate -> analyse -> figures.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        data_outputs(),
+    default_target: True
