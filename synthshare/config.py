@@ -30,7 +30,7 @@ def check_config(config: dict, schema: dict, source: str = "config") -> dict:
     Raises:
         InputError: one line: ``<source>: <key path> = <value>: <what is allowed>``.
     """
-    validator = jsonschema.Draft7Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise InputError(f"{source}: {describe_error(error)}")

@@ -125,3 +125,9 @@ rule skewed_party:
         runtime=attempt_scaled(10),
     script:
         "../../scripts/make_skewed_party.py"
+
+
+rule data:
+    """Target: the whole data stage (snakemake data)."""
+    input:
+        data_outputs(),

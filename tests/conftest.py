@@ -1,0 +1,48 @@
+"""Shared test helpers: a private copy of the workflow to run Snakemake in."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+WORKFLOW_PARTS = ("Snakefile", "workflow", "scripts", "config", "profiles")
+
+
+def copy_workflow(target: Path) -> Path:
+    """Copy what a run needs (not results/) into ``target``; return it."""
+    target.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / part)
+    return target
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1500) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with the default profile; return the process."""
+    command = [str(SNAKEMAKE), "--workflow-profile", "profiles/default", "--cores", "2", *args]
+    process = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and process.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({process.returncode}):\n{process.stdout[-4000:]}\n{process.stderr[-8000:]}")
+    return process
+
+
+@pytest.fixture
+def workflow_dir(tmp_path: Path) -> Path:
+    """A fresh copy of the workflow in a temporary directory."""
+    return copy_workflow(tmp_path / "wf")
+
+
+@pytest.fixture(scope="session")
+def cohort_parameters() -> dict:
+    from synthshare.simulate_cohort import load_parameters
+
+    return load_parameters(REPO / "config" / "cohort_simulated.yaml")
