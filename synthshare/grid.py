@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synthshare.naming import uniform_parties, uniform_scenario
-from synthshare.variables import CENTRES
+from synthshare.variables import ALL_CENTRES, CENTRES
 
 
 @dataclass(frozen=True, order=True)
@@ -25,9 +25,9 @@ class ModelSetting:
 
 
 def centre_parties(config: dict) -> list[str]:
-    """The centres that are parties, in CENTRES order."""
+    """The centres that are parties, in ALL_CENTRES order ('all' = the 16 study centres)."""
     chosen = config["parties"]
-    return list(CENTRES) if chosen == "all" else [c for c in CENTRES if c in chosen]
+    return list(CENTRES) if chosen == "all" else [c for c in ALL_CENTRES if c in chosen]
 
 
 def parties_of(config: dict, scenario: str) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthshare.variables import CENTRE_COLUMN, CENTRES
+from synthshare.variables import ALL_CENTRES, CENTRE_COLUMN
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,18 @@ class TrainTestSplit:
 def split_train_test(cohort: pd.DataFrame, test_fraction: float, min_class_size: int, seed: int) -> TrainTestSplit:
     """Split each centre's records into train and test.
 
-    Centre c draws from the random stream ``(seed, c's index in CENTRES)`` (or its
-    position after the 16 study centres for an extra centre), so its split does not
-    depend on which other centres are in the cohort.
+    Centre c draws from the random stream ``(seed, c's index in ALL_CENTRES)``, so its
+    split does not depend on which other centres are in the cohort.
     """
     is_test = np.zeros(len(cohort), dtype=bool)
     report: dict[str, dict] = {}
     centre_values = cohort[CENTRE_COLUMN].to_numpy()
-    extra = sorted(set(centre_values) - set(CENTRES))
-    for centre in [c for c in (*CENTRES, *extra) if c in set(centre_values)]:
+    unknown = sorted(set(centre_values) - set(ALL_CENTRES))
+    if unknown:
+        raise ValueError(f"unknown centre {unknown[0]!r}; expected one of {list(ALL_CENTRES)}")
+    for centre in [c for c in ALL_CENTRES if c in set(centre_values)]:
         rows = np.flatnonzero(centre_values == centre)
-        rng = np.random.default_rng([seed, (*CENTRES, *extra).index(centre)])
+        rng = np.random.default_rng([seed, ALL_CENTRES.index(centre)])
         classes = cohort["ethnicity"].to_numpy()[rows]
         n_test = math.ceil(test_fraction * len(rows))
         labels, sizes = np.unique(classes, return_counts=True)

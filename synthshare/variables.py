@@ -36,6 +36,13 @@ CENTRES: tuple[str, ...] = (
 )
 """The 16 English assessment centres of the study (exact spelling)."""
 
+EXTRA_CENTRES: tuple[str, ...] = ("Cardiff", "Edinburgh", "Glasgow", "Swansea", "Wrexham")
+"""Scottish and Welsh UK Biobank centres: not in the study, allowed as parties when a
+user's data has them (``cohort.ukb_raw.extra_centres``)."""
+
+ALL_CENTRES: tuple[str, ...] = CENTRES + EXTRA_CENTRES
+"""Every centre name a config may name; a centre's position here fixes its random stream."""
+
 CELL_SHAPE: tuple[int, ...] = tuple(len(v) for v in FEATURE_LEVELS.values())
 """(7, 2, 8, 4, 5): one cell per combination of feature levels, 2,240 in all."""
 
