@@ -42,11 +42,11 @@ class Design:
 
     features: tuple[str, ...]
     reference: tuple[int, ...]
-    shape: tuple[int, ...] = field(init=False)
+    shape: tuple[int, ...] = field(init=False, compare=False)
     """Levels per modelled feature: the cell table's shape, e.g. (7, 2, 8, 4, 5)."""
-    term_index: tuple[np.ndarray, ...] = field(init=False, repr=False)
+    term_index: tuple[np.ndarray, ...] = field(init=False, repr=False, compare=False)
     """Per feature, (L_f,) int: the term of each level, −1 for the reference level."""
-    names: tuple[str, ...] = field(init=False)
+    names: tuple[str, ...] = field(init=False, compare=False)
     """(P,) term names, intercept first."""
 
     def __post_init__(self) -> None:

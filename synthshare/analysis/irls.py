@@ -86,13 +86,25 @@ class BatchFit:
 
 
 class PoissonBatchSolver:
-    """Fits the Poisson GLM of one :class:`Design` to many count tables at once."""
+    """Fits the Poisson GLM of one :class:`Design` to many count tables at once.
+
+    The Newton iterations stream through a fixed number of slots (``chunk`` fits side
+    by side, batch-last): a fit that converges leaves its slot and the next fit enters,
+    so fits needing 5 iterations and fits needing 25 share the vectorised work without
+    idling, and the working tables are allocated once.
+    """
 
     def __init__(self, design: Design, chunk: int = _CHUNK) -> None:
         self.design = design
         self.plan = MarginPlan(design)
         self.chunk = int(chunk)
         self._design_matrix: np.ndarray | None = None
+        self._cell_entries = self.plan.cell_entries()
+        # per cell, the terms its row of X has (intercept + one level per feature); P = none
+        P = design.size
+        grids = [g.reshape(-1) for g in np.meshgrid(*[np.arange(L) for L in design.shape], indexing="ij")]
+        terms = [np.zeros_like(grids[0])] + [design.term_index[f][grid] for f, grid in enumerate(grids)]
+        self._cell_terms = np.where(np.stack(terms, axis=1) < 0, P, np.stack(terms, axis=1))
 
     # -- public -------------------------------------------------------------------------
     def fit(self, counts: np.ndarray, max_iter: int = MAX_ITER, tol: float = TOL) -> BatchFit:
@@ -108,7 +120,7 @@ class PoissonBatchSolver:
         """
         counts = np.asarray(counts)
         shape = self.design.shape
-        if counts.shape[1:] != shape + (2,):
+        if counts.ndim != len(shape) + 2 or counts.shape[1:] != shape + (2,):
             raise ValueError(f"count tables of shape {counts.shape[1:]}; expected {shape + (2,)}")
         B = counts.shape[0]
         P = self.design.size
@@ -118,125 +130,215 @@ class PoissonBatchSolver:
             converged=np.zeros(B, bool), rank_deficient=np.zeros(B, bool),
             reference_missing=np.zeros(B, bool),
         )
-        for start in range(0, B, self.chunk):
-            stop = min(B, start + self.chunk)
-            self._fit_chunk(counts[start:stop], out, start, max_iter, tol)
+        if B == 0:
+            return out
+        # batch-last float copies, made once: every later gather reads whole cell rows
+        cells = counts.reshape(B, -1, 2)
+        tables = _Tables(np.ascontiguousarray(cells[..., 0].T, dtype=np.float64),
+                         np.ascontiguousarray(cells[..., 1].T, dtype=np.float64))
+        start = _FirstSteps(B, P)
+        for first in range(0, B, self.chunk):
+            self._first_step(tables, out, start, first, min(B, first + self.chunk))
+        self._newton(tables, out, start, max_iter, tol)
+        for index in np.flatnonzero(start.singular):
+            self._fit_rank_deficient(counts[index], out, int(index), max_iter, tol)
         return out
 
-    # -- fast path ----------------------------------------------------------------------
-    def _fit_chunk(self, counts: np.ndarray, out: BatchFit, offset: int, max_iter: int, tol: float) -> None:
-        q = len(self.design.shape)
+    # -- step 1 -------------------------------------------------------------------------
+    def _first_step(self, tables: "_Tables", out: BatchFit, start: "_FirstSteps", offset: int, stop: int) -> None:
+        """Presence, Xᵀs and statsmodels' first WLS step from μ⁰ = (y + ȳ)/2, for a chunk.
+
+        μ⁰ takes two values (m₁ = (1 + ȳ)/2 on positives, m₀ = ȳ/2 on negatives), so the
+        cell sums of w⁰ and w⁰z⁰ are linear in the margins of n and s.
+        """
         plan = self.plan
-        # batch-last working copies
-        n = np.ascontiguousarray(np.moveaxis(counts[..., 0], 0, -1), dtype=np.float64)
-        s = np.ascontiguousarray(np.moveaxis(counts[..., 1], 0, -1), dtype=np.float64)
-        B = n.shape[-1]
+        shape = self.design.shape
+        n = tables.n[:, offset:stop].reshape(shape + (stop - offset,))
+        s = tables.s[:, offset:stop].reshape(shape + (stop - offset,))
+        B = stop - offset
         n_flat = plan.flat_margins(n)
-        n_margins = plan.vector(n_flat)  # (P, B)
-        xs = plan.vector(plan.flat_margins(s))
-        for f, ref in enumerate(self.design.reference):
-            missing = plan.one_way(n_flat, f)[ref] <= 0
-            out.reference_missing[offset : offset + B] |= missing
-        total_n = n_margins[0]
-        total_s = xs[0]
+        s_flat = plan.flat_margins(s)
+        total_n, total_s = n_flat[0], s_flat[0]
         if (total_n <= 0).any() or (total_s <= 0).any():
             bad = int(np.flatnonzero((total_n <= 0) | (total_s <= 0))[0])
             raise ValueError(
                 f"table {offset + bad}: {int(total_n[bad])} records, {int(total_s[bad])} positives; "
                 "expected at least one record and one positive (statsmodels' IRLS fails on an all-negative outcome)"
             )
-        present = n_margins > 0
-        out.present[offset : offset + B] = present.T
-        out.zero_positive[offset : offset + B] = (present & (xs == 0)).T
+        rows = slice(offset, offset + B)
+        for f, ref in enumerate(self.design.reference):
+            out.reference_missing[rows] |= plan.one_way(n_flat, f)[ref] <= 0
+        present = plan.vector(n_flat) > 0
+        xs = plan.vector(s_flat)
+        out.present[rows] = present.T
+        out.zero_positive[rows] = (present & (xs == 0)).T
         mask = present.astype(np.float64)
 
-        # Step 1 from statsmodels' starting μ⁰ = (y + ȳ)/2.
         ybar = total_s / total_n
         m1, m0 = (1.0 + ybar) / 2.0, ybar / 2.0
-        negatives = n - s
-        w0 = s * m1 + negatives * m0
-        wz0 = s * (m1 * np.log(m1) + 1.0 - m1) + negatives * (m0 * np.log(m0) - m0)
-        dev_prev = 2.0 * (total_s * (-np.log(m1) - 1.0 + m1) + (total_n - total_s) * m0)
-        flat0 = plan.flat_margins(w0)
-        beta, singular = _masked_solve(plan.gram(flat0), plan.vector(plan.flat_margins(wz0)), mask)
+        c1 = m1 * np.log(m1) + 1.0 - m1  # w⁰z⁰ of a positive record: μ log μ + y − μ
+        c0 = m0 * np.log(m0) - m0
+        negative_flat = n_flat - s_flat
+        weight_flat = m1 * s_flat + m0 * negative_flat
+        rhs = plan.vector(c1 * s_flat + c0 * negative_flat)
+        beta, singular = _masked_solve(plan.gram(weight_flat), rhs, mask)
+        start.beta[rows] = beta.T
+        start.mask[rows] = mask.T
+        start.xs[rows] = xs.T
+        start.deviance[rows] = 2.0 * (total_s * (-np.log(m1) - 1.0 + m1) + (total_n - total_s) * m0)
+        start.singular[rows] = singular
 
-        active = np.arange(B)  # chunk positions still iterating
-        bad = np.zeros(B, bool)
-        bad[singular] = True
-        state_n, state_s, state_xs, state_mask = n, s, xs, mask
-        for iteration in range(1, max_iter + 1):
-            mu = self._cell_means(beta)
-            expected = state_n * mu
-            if self._may_clip(beta, state_mask):
-                # statsmodels clips μ at machine ε in the link derivative: below it the
-                # IRLS weight is ε²/μ and the working residual (y − μ)/ε (see _clipped)
-                ratio = _clip_ratio(mu)
-                total = expected.reshape(-1, expected.shape[-1]).sum(axis=0)
-                flat = plan.flat_margins(expected * ratio * ratio)
-                gradient = plan.vector(plan.flat_margins((state_s - expected) * ratio))
-            else:
-                flat = plan.flat_margins(expected)
-                total = flat[0]
-                gradient = None
-            dev = 2.0 * (total - state_xs[0] - np.einsum("pb,pb->b", beta, state_xs))
-            with np.errstate(invalid="ignore"):
-                done = np.abs(dev - dev_prev) <= tol
-            if iteration == max_iter:
-                finished = np.ones(active.size, bool)
-            else:
-                finished = done | bad[active]
-            if finished.any():
-                self._finish(out, offset, active[finished], beta[:, finished], mu[..., finished],
-                             state_n[..., finished], state_s[..., finished],
-                             state_mask[:, finished], iteration, done[finished])
-            keep = ~finished
-            if not keep.any():
-                break
-            if gradient is None:
-                gradient = state_xs - plan.vector(flat)
-            if not keep.all():
-                active = active[keep]
-                beta, flat, dev, gradient = beta[:, keep], flat[:, keep], dev[keep], gradient[:, keep]
-                state_n, state_s = state_n[..., keep], state_s[..., keep]
-                state_xs, state_mask = state_xs[:, keep], state_mask[:, keep]
-            step, singular = _masked_solve(plan.gram(flat), gradient, state_mask)
-            bad[active[singular]] = True
-            beta = beta + step
-            dev_prev = dev
-        slow = np.flatnonzero(bad)
-        for position in slow:
-            self._fit_rank_deficient(counts[position], out, offset + position, max_iter, tol)
+    # -- steps 2, 3, ... ----------------------------------------------------------------
+    def _newton(self, tables: "_Tables", out: BatchFit, start: "_FirstSteps", max_iter: int, tol: float) -> None:
+        """Newton steps for all fits, in waves of ``chunk`` fits with similar expected lengths.
+
+        Fits with a zero-positive level run about 20 iterations, the others about 6, so
+        fits are ordered by their number of zero-positive levels and processed in waves
+        of neighbours: a wave rarely waits for one slow fit, and its tables are one
+        contiguous block of columns (no scattered copies). A wave is compacted when
+        fewer than half of its fits are still iterating.
+        """
+        plan = self.plan
+        candidates = np.flatnonzero(~start.singular)
+        if candidates.size == 0:
+            return
+        zero_positive = out.zero_positive[candidates].sum(axis=1)
+        order = candidates[np.argsort(zero_positive, kind="stable")]
+        # one full column permutation reads each cell row once (cheap); subsets would not be
+        n_sorted = np.take(tables.n, order, axis=1)
+        s_sorted = np.take(tables.s, order, axis=1)
+        final_beta = np.zeros((self.design.size, order.size))
+        final_flat = np.zeros((plan.flat_size, order.size))
+        for first in range(0, order.size, self.chunk):
+            block = slice(first, min(order.size, first + self.chunk))
+            slots = _Slots(self.design, n_sorted[:, block], s_sorted[:, block], np.arange(block.start, block.stop),
+                           order[block], start, plan.flat_size)
+            while slots.width:
+                mu = self._cell_means(slots.beta, slots.mu, slots.stages)
+                np.multiply(slots.n, mu, out=slots.expected)
+                plain = plan.flat_margins(slots.expected, out=slots.flat)
+                total = plain[0].copy()
+                gradient = slots.xs - plan.vector(plain)
+                flat = plain
+                if self._may_clip(slots.beta, slots.mask):
+                    flat = self._clip_corrections(slots, plain, gradient)
+                deviance = 2.0 * (total - slots.xs[0] - np.einsum("pb,pb->b", slots.beta, slots.xs))
+                with np.errstate(invalid="ignore"):
+                    done = np.abs(deviance - slots.deviance) <= tol
+                finished = slots.live & (done | (slots.iteration >= max_iter))
+                if finished.any():
+                    where = np.flatnonzero(finished)
+                    position = slots.position[where]
+                    final_beta[:, position] = slots.beta[:, where]
+                    final_flat[:, position] = plain[:, where]
+                    out.iterations[slots.fit[where]] = slots.iteration[where]
+                    out.converged[slots.fit[where]] = done[where]
+                    slots.live[where] = False
+                if not slots.live.any():
+                    break
+                step, singular = _masked_solve(plan.gram(flat), gradient, slots.mask)
+                slots.beta += step
+                slots.deviance = deviance
+                slots.iteration += 1
+                bad = slots.live & singular
+                if bad.any():
+                    # collinear columns appeared: redo these fits on the slow path
+                    start.singular[slots.fit[bad]] = True
+                    slots.live[bad] = False
+                if slots.live.sum() < slots.width // 2:
+                    slots = slots.compact(np.flatnonzero(slots.live))
+        for first in range(0, order.size, self.chunk):
+            block = slice(first, min(order.size, first + self.chunk))
+            fits = order[block]
+            keep = ~start.singular[fits]
+            self._sandwich(out, fits[keep], final_beta[:, block][:, keep], final_flat[:, block][:, keep],
+                           n_sorted[:, block][:, keep], s_sorted[:, block][:, keep], start.mask[fits[keep]].T)
 
     def _may_clip(self, beta: np.ndarray, mask: np.ndarray) -> bool:
         """Whether some fit may have a cell with μ < ε: a cheap bound η ≥ β₀ + Σ_f min_l β_f[l]."""
         bound = beta[0].copy()
         for index in self.design.term_index:
             terms = index[index >= 0]
-            lowest = np.minimum(0.0, np.where(mask[terms] > 0, beta[terms], 0.0).min(axis=0))
-            bound += lowest
+            bound += np.minimum(0.0, np.where(mask[terms] > 0, beta[terms], 0.0).min(axis=0))
         return bool((bound < _LOG_EPS + 1.0).any())
 
-    def _cell_means(self, beta: np.ndarray) -> np.ndarray:
+    def _clip_corrections(self, slots: "_Slots", flat: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+        """Apply statsmodels' Log-link clipping (μ < ε) to the Gram margins and the gradient.
+
+        Below ε the IRLS weight is ε²/μ instead of μ and the working residual is
+        (y − μ)/ε instead of (y − μ)/μ: per cell nμ·(r² − 1) more weight and
+        (s − nμ)(r − 1) more gradient, r = ε/μ. Only the few affected cells are touched.
+        """
+        low = np.less(slots.mu, _EPS, out=slots.low)
+        low &= slots.n > 0
+        if not low.any():
+            return flat
+        cells, columns = np.nonzero(low.reshape(-1, slots.width))
+        mu = slots.mu.reshape(-1, slots.width)[cells, columns]
+        expected = slots.expected.reshape(-1, slots.width)[cells, columns]
+        positives = slots.s.reshape(-1, slots.width)[cells, columns]
+        ratio = _clip_ratio(mu)
+        corrected = flat.copy()
+        np.add.at(corrected, (self._cell_entries[cells], columns[:, None]), (expected * (ratio * ratio - 1.0))[:, None])
+        extended = np.zeros((gradient.shape[0] + 1, gradient.shape[1]))
+        np.add.at(extended, (self._cell_terms[cells], columns[:, None]), ((positives - expected) * (ratio - 1.0))[:, None])
+        gradient += extended[:-1]
+        return corrected
+
+    def _cell_means(self, beta: np.ndarray, out: np.ndarray | None = None,
+                    stages: list[np.ndarray] | None = None) -> np.ndarray:
         """(L_1, ..., L_q, B) μ_c = exp(β₀) Π_f exp(β_f[x_f]): products of exps, no per-cell exp."""
         effects = self.design.level_effects(beta.T)  # per feature (B, L_f)
         mu = np.exp(beta[0])
-        for effect in effects:
+        last = len(effects) - 1
+        for f, effect in enumerate(effects):
             factor = np.exp(effect.T)  # (L_f, B)
-            mu = mu[..., None, :] * factor
+            target = out if f == last else (stages[f] if stages is not None else None)
+            mu = np.multiply(mu[..., None, :], factor, out=target)
         return mu
 
-    def _finish(self, out: BatchFit, offset: int, positions: np.ndarray, beta: np.ndarray, mu: np.ndarray,
-                n: np.ndarray, s: np.ndarray, mask: np.ndarray, iteration: int, converged: np.ndarray) -> None:
-        """Store coefficients and the HC sandwich H⁻¹ M H⁻¹ at the final β."""
+    def _sandwich(self, out: BatchFit, fits: np.ndarray, beta: np.ndarray, hessian_flat: np.ndarray,
+                  n: np.ndarray, s: np.ndarray, mask: np.ndarray) -> None:
+        """Store coefficients and the HC sandwich H⁻¹ M H⁻¹ at the final β of some fits.
+
+        Args:
+            fits: (b,) their indices; beta, mask: (P, b); hessian_flat: (flat_size, b) the
+                margins of nμ at the final β; n, s: (cells, b) their tables.
+        """
+        if fits.size == 0:
+            return
         plan = self.plan
-        hessian_weight, meat_weight = _sandwich_weights(mu, n, s)
+        shape = self.design.shape
+        b = fits.size
+        n = n.reshape(shape + (b,))
+        s = s.reshape(shape + (b,))
+        mu = self._cell_means(beta)
+        # Σ_i (y_i − μ)² per cell = (n − s)μ² + s(1 − μ)² for binary y (in place: big tables)
+        meat_weight = np.subtract(n, s)
+        meat_weight *= mu
+        meat_weight *= mu
+        residual = np.subtract(1.0, mu)
+        residual *= residual
+        residual *= s
+        meat_weight += residual
+        meat_flat = plan.flat_margins(meat_weight)
+        if self._may_clip(beta, mask):
+            low = (mu < _EPS) & (n > 0)
+            if low.any():
+                hessian_flat = hessian_flat.copy()
+                cells, columns = np.nonzero(low.reshape(-1, b))
+                mu_low = mu.reshape(-1, b)[cells, columns]
+                n_low = n.reshape(-1, b)[cells, columns]
+                h_exact, m_exact = _sandwich_weights(mu_low, n_low, s.reshape(-1, b)[cells, columns])
+                entries = (self._cell_entries[cells], columns[:, None])
+                np.add.at(hessian_flat, entries, (h_exact - n_low * mu_low)[:, None])
+                np.add.at(meat_flat, entries, (m_exact - meat_weight.reshape(-1, b)[cells, columns])[:, None])
         P = self.design.size
         eye = np.eye(P)[..., None]
         both = mask[:, None, :] * mask[None, :, :]
-        hessian = plan.gram(plan.flat_margins(hessian_weight)) * both + eye * (1.0 - mask[None, :, :])
-        meat = plan.gram(plan.flat_margins(meat_weight)) * both
-        # batch-first for the small dense algebra
-        h = np.moveaxis(hessian, -1, 0)
+        hessian = plan.gram(hessian_flat) * both + eye * (1.0 - mask[None, :, :])
+        meat = plan.gram(meat_flat) * both
+        h = np.moveaxis(hessian, -1, 0)  # batch-first for the small dense algebra
         m = np.moveaxis(meat, -1, 0)
         with np.errstate(all="ignore"):
             try:
@@ -244,12 +346,8 @@ class PoissonBatchSolver:
             except np.linalg.LinAlgError:
                 bread = np.stack([np.linalg.pinv(x) for x in h])
             var = np.einsum("bij,bjk,bik->bi", bread, m, bread)
-        var = np.where(mask.T > 0, var, np.nan)
-        index = offset + positions
-        out.coef[index] = beta.T * mask.T
-        out.var[index] = var
-        out.iterations[index] = iteration
-        out.converged[index] = converged
+        out.coef[fits] = (beta * mask).T
+        out.var[fits] = np.where(mask.T > 0, var, np.nan)
 
     # -- slow path: collinear present columns -------------------------------------------
     def design_matrix(self) -> np.ndarray:
@@ -302,6 +400,64 @@ class PoissonBatchSolver:
         out.rank_deficient[index] = True
 
 
+class _Tables:
+    """All count tables of a call, batch-last: (cells, B) records and positives as floats."""
+
+    def __init__(self, n: np.ndarray, s: np.ndarray) -> None:
+        self.n = n
+        self.s = s
+
+
+class _FirstSteps:
+    """Per-fit state after statsmodels' first IRLS step (batch-first)."""
+
+    def __init__(self, B: int, P: int) -> None:
+        self.beta = np.zeros((B, P))
+        self.mask = np.zeros((B, P))
+        self.xs = np.zeros((B, P))
+        self.deviance = np.zeros(B)
+        self.singular = np.zeros(B, bool)
+
+
+class _Slots:
+    """The working set of one wave: ``width`` fits side by side (batch-last, contiguous)."""
+
+    def __init__(self, design: Design, n: np.ndarray, s: np.ndarray, position: np.ndarray, fit: np.ndarray,
+                 start: _FirstSteps, flat_size: int, copy: bool = True) -> None:
+        shape = design.shape
+        width = n.shape[1]
+        self.design = design
+        self.width = width
+        self.position = position  # column in the sorted tables
+        self.fit = fit  # index of the fit in the call
+        self.live = np.ones(width, bool)
+        self.n = np.ascontiguousarray(n).reshape(shape + (width,))
+        self.s = np.ascontiguousarray(s).reshape(shape + (width,))
+        self.low = np.empty(shape + (width,), bool)
+        self.mu = np.empty(shape + (width,))
+        self.expected = np.empty(shape + (width,))
+        self.stages = [np.empty(shape[: f + 1] + (width,)) for f in range(len(shape))]
+        self.flat = np.empty((flat_size, width))
+        if copy:
+            self.beta = start.beta[fit].T.copy()
+            self.mask = start.mask[fit].T.copy()
+            self.xs = start.xs[fit].T.copy()
+            self.deviance = start.deviance[fit].copy()
+            self.iteration = np.ones(width, dtype=np.int64)
+
+    def compact(self, keep: np.ndarray) -> "_Slots":
+        """A narrower working set holding only the slots ``keep``."""
+        cells = (-1, self.width)
+        narrow = _Slots(self.design, self.n.reshape(cells)[:, keep], self.s.reshape(cells)[:, keep],
+                        self.position[keep], self.fit[keep], None, self.flat.shape[0], copy=False)
+        narrow.beta = self.beta[:, keep]
+        narrow.mask = self.mask[:, keep]
+        narrow.xs = self.xs[:, keep]
+        narrow.deviance = self.deviance[keep]
+        narrow.iteration = self.iteration[keep]
+        return narrow
+
+
 def _masked_solve(gram: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Solve gram · x = rhs per fit on the present terms (absent terms: x = 0).
 
@@ -311,32 +467,45 @@ def _masked_solve(gram: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[
         mask: (P, B) 1.0 for present terms.
 
     Returns:
-        x: (P, B) and (B,) bool: a pivot fell below ``_PIVOT_TOL`` of its diagonal
-        (collinear present columns; x is then meaningless).
+        x: (P, B) and (B,) bool: a Cholesky pivot fell below ``_PIVOT_TOL`` of its
+        diagonal entry (collinear present columns; x is then meaningless).
     """
     P = gram.shape[0]
-    eye = np.eye(P)[..., None]
-    A = gram * (mask[:, None, :] * mask[None, :, :]) + eye * (1.0 - mask[None, :, :])
-    b = rhs * mask
-    L = np.zeros_like(A)
-    singular = np.zeros(A.shape[-1], bool)
-    for j in range(P):
-        pivot = A[j, j] - np.einsum("kb,kb->b", L[j, :j], L[j, :j])
-        low = ~(pivot > _PIVOT_TOL * A[j, j])
-        if low.any():
-            singular |= low
-            pivot = np.where(low, 1.0, pivot)
-        root = np.sqrt(pivot)
-        L[j, j] = root
-        if j + 1 < P:
-            L[j + 1 :, j] = (A[j + 1 :, j] - np.einsum("ikb,kb->ib", L[j + 1 :, :j], L[j, :j])) / root
+    m = mask.T  # (B, P)
+    A = np.moveaxis(gram, -1, 0) * (m[:, :, None] * m[:, None, :])
+    diagonal = np.einsum("bii->bi", A)
+    diagonal += 1.0 - m  # absent terms: identity rows
+    b = rhs.T * m
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        L = _cholesky_flagging(A)
+    pivot = np.einsum("bii->bi", L) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        singular = ~(pivot > _PIVOT_TOL * diagonal).all(axis=1)
+    if singular.any():
+        L = L.copy()
+        np.einsum("bii->bi", L)[singular] = 1.0  # keep the substitution finite; the fit is redone
     y = np.empty_like(b)
     for j in range(P):
-        y[j] = (b[j] - np.einsum("kb,kb->b", L[j, :j], y[:j])) / L[j, j]
+        y[:, j] = (b[:, j] - np.einsum("bk,bk->b", L[:, j, :j], y[:, :j])) / L[:, j, j]
     x = np.empty_like(b)
     for j in reversed(range(P)):
-        x[j] = (y[j] - np.einsum("kb,kb->b", L[j + 1 :, j], x[j + 1 :])) / L[j, j]
-    return x * mask, singular
+        x[:, j] = (y[:, j] - np.einsum("bk,bk->b", L[:, j + 1 :, j], x[:, j + 1 :])) / L[:, j, j]
+    return (x * m).T, singular
+
+
+def _cholesky_flagging(A: np.ndarray) -> np.ndarray:
+    """Batched Cholesky that continues past non-positive pivots (left as NaN on the diagonal)."""
+    B, P, _ = A.shape
+    L = np.zeros_like(A)
+    for j in range(P):
+        pivot = A[:, j, j] - np.einsum("bk,bk->b", L[:, j, :j], L[:, j, :j])
+        root = np.sqrt(np.where(pivot > 0, pivot, np.nan))
+        L[:, j, j] = root
+        safe = np.where(np.isfinite(root), root, 1.0)
+        L[:, j + 1 :, j] = (A[:, j + 1 :, j] - np.einsum("bik,bk->bi", L[:, j + 1 :, :j], L[:, j, :j])) / safe[:, None]
+    return L
 
 
 def _clip_ratio(mu: np.ndarray) -> np.ndarray:

@@ -34,6 +34,18 @@ class MarginPlan:
         shape = design.shape
         q = len(shape)
         self._steps = _plan_pair_sums(shape)
+        if q >= 3:
+            self._left_steps = _plan_pair_sums(shape[:-2]) if q >= 4 else []
+            right = shape[-2:]
+            # [1 | one-hot of feature q−2 | one-hot of feature q−1] over the right cells
+            rows = np.arange(right[0] * right[1])
+            matrix = np.zeros((1 + right[0] + right[1], rows.size))
+            matrix[0] = 1.0
+            matrix[1 + rows // right[1], rows] = 1.0
+            matrix[1 + right[0] + rows % right[1], rows] = 1.0
+            self._right_matrix = matrix
+        else:
+            self._left_steps = []
         self._pairs = list(itertools.combinations(range(q), 2))
         # Flat layout of all margins: [total, one-way f..., two-way (f, g)..., zero].
         offsets: dict[tuple[int, ...], int] = {(): 0}
@@ -64,14 +76,16 @@ class MarginPlan:
                         gram_index[t, u] = offsets[(f,)] + l
                 elif f < g:
                     gram_index[t, u] = gram_index[u, t] = offsets[(f, g)] + l * shape[g] + m
+        self._scratch_tables: dict[tuple[int, ...], dict[tuple[int, ...], np.ndarray]] = {}
         self.vector_index = vector_index
         self.gram_index = gram_index.reshape(-1)
 
-    def flat_margins(self, weights: np.ndarray) -> np.ndarray:
-        """All margins of a batch of cell tables.
+    def flat_margins(self, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """All margins of a batch of cell tables (see :meth:`_split_margins` for the method).
 
         Args:
             weights: (L_1, ..., L_q, B) cell weights.
+            out: optional (flat_size, B) C-contiguous array to write into.
 
         Returns:
             (flat_size, B): total, one-way and two-way margins, then a row of zeros.
@@ -79,23 +93,134 @@ class MarginPlan:
         shape = self.design.shape
         q = len(shape)
         batch = weights.shape[q:]
+        if out is None:
+            out = np.empty((self._flat_size,) + batch, dtype=np.float64)
+        if q >= 3 and len(batch) == 1:
+            return self._split_margins(weights, out)
+        return self._summed_margins(weights, out)
+
+    def _split_margins(self, weights: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Margins via one matrix product: the full table is read twice, not ~4 times.
+
+        With the last two features on the "right" (R = L_{q−1}·L_q cells) and the others
+        on the "left", the table is a stack of (R, B) slices. One product with the
+        (R × (1 + L_{q−1} + L_q)) matrix [1 | one-hot of feature q−1 | one-hot of q]
+        gives, per left cell, the sum over the right cells and the sums per level of
+        each right feature; one sum over the left cells gives the right pair margin.
+        Every other margin is a reduction of these small tables.
+        """
+        shape = self.design.shape
+        q = len(shape)
+        width = weights.shape[-1]
+        left = shape[:-2]
+        right = shape[-2:]
+        products = np.matmul(self._right_matrix, weights.reshape(-1, right[0] * right[1], width))
+        scratch = self._scratch((width,))
+        # the right pair (q−2, q−1): sum over all left cells
+        start = self._offsets[(q - 2, q - 1)]
+        np.sum(weights.reshape(-1, right[0] * right[1] * width), axis=0, out=out[start : start + right[0] * right[1]].reshape(-1))
+        # left margins: the plan of single-axis sums on the left table (pairs land in out)
+        left_table = products[:, 0].reshape(left + (width,))
+        tables: dict[tuple[int, ...], np.ndarray] = {tuple(range(q - 2)): left_table}
+        if q - 2 == 2:  # the left table is itself the pair (0, 1)
+            start = self._offsets[(0, 1)]
+            out[start : start + shape[0] * shape[1]] = left_table.reshape(-1, width)
+        for source, axis in self._left_steps:
+            kept = tuple(a for a in source if a != axis)
+            if len(kept) == 2:
+                start = self._offsets[kept]
+                dest = out[start : start + shape[kept[0]] * shape[kept[1]]].reshape((shape[kept[0]], shape[kept[1]], width))
+            else:
+                dest = scratch[("left",) + kept]
+            np.sum(tables[source], axis=source.index(axis), out=dest)
+            tables[kept] = dest
+        # cross pairs (left f, right g): the per-level columns summed over the other left features
+        column = 1
+        for g in (q - 2, q - 1):
+            block = products[:, column : column + shape[g]].reshape(left + (shape[g], width))
+            column += shape[g]
+            for f in range(q - 2):
+                others = tuple(a for a in range(q - 2) if a != f)
+                start = self._offsets[(f, g)]
+                dest = out[start : start + shape[f] * shape[g]].reshape((shape[f], shape[g], width))
+                np.sum(block, axis=others, out=dest)
+        self._one_ways_and_total(out, (width,))
+        return out
+
+    def _summed_margins(self, weights: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Margins by the plan of single-axis sums over the full table (few features, any batch)."""
+        shape = self.design.shape
+        q = len(shape)
+        batch = weights.shape[q:]
+        scratch = self._scratch(batch)
         tables: dict[tuple[int, ...], np.ndarray] = {tuple(range(q)): weights}
+        if q == 1:
+            out[1 : 1 + shape[0]] = weights
+            out[0] = weights.sum(axis=0)
+            out[-1] = 0.0
+            return out
+        if q == 2:  # the table is itself the pair (0, 1)
+            start = self._offsets[(0, 1)]
+            out[start : start + shape[0] * shape[1]] = weights.reshape((-1,) + batch)
         for source, axis in self._steps:
             kept = tuple(a for a in source if a != axis)
-            tables[kept] = tables[source].sum(axis=source.index(axis))
-        out = np.empty((self._flat_size,) + batch, dtype=weights.dtype)
-        for f, g in self._pairs:
-            start = self._offsets[(f, g)]
-            out[start : start + shape[f] * shape[g]] = tables[(f, g)].reshape((-1,) + batch)
+            if len(kept) == 2:
+                start = self._offsets[kept]
+                dest = out[start : start + shape[kept[0]] * shape[kept[1]]].reshape(
+                    (shape[kept[0]], shape[kept[1]]) + batch)
+            else:
+                dest = scratch[kept]
+            np.sum(tables[source], axis=source.index(axis), out=dest)
+            tables[kept] = dest
+        self._one_ways_and_total(out, batch)
+        return out
+
+    def _one_ways_and_total(self, out: np.ndarray, batch: tuple[int, ...]) -> None:
+        shape = self.design.shape
+        q = len(shape)
         for f in range(q):
             g = 1 if f == 0 else 0
-            pair = tables[(min(f, g), max(f, g))]
-            one_way = pair.sum(axis=1 if f < g else 0)
             start = self._offsets[(f,)]
-            out[start : start + shape[f]] = one_way
-        out[0] = out[self._offsets[(0,)] : self._offsets[(0,)] + shape[0]].sum(axis=0)
+            pair_start = self._offsets[(min(f, g), max(f, g))]
+            pair = out[pair_start : pair_start + shape[f] * shape[g]].reshape((shape[min(f, g)], shape[max(f, g)]) + batch)
+            np.sum(pair, axis=1 if f < g else 0, out=out[start : start + shape[f]])
+        first = self._offsets[(0,)]
+        np.sum(out[first : first + shape[0]], axis=0, out=out[0])
         out[-1] = 0.0
-        return out
+
+    def _scratch(self, batch: tuple[int, ...]) -> dict[tuple[int, ...], np.ndarray]:
+        """Intermediate tables for one batch width, kept between calls (no re-allocation)."""
+        tables = self._scratch_tables.get(batch)
+        if tables is None:
+            shape = self.design.shape
+            tables = {
+                kept: np.empty(tuple(shape[a] for a in kept) + batch)
+                for kept in {tuple(a for a in source if a != axis) for source, axis in self._steps}
+                if len(kept) != 2
+            }
+            tables.update({
+                ("left",) + kept: np.empty(tuple(shape[a] for a in kept) + batch)
+                for kept in {tuple(a for a in source if a != axis) for source, axis in self._left_steps}
+                if len(kept) != 2
+            })
+            if len(self._scratch_tables) >= 4:  # a few widths are in use at a time
+                self._scratch_tables.pop(next(iter(self._scratch_tables)))
+            self._scratch_tables[batch] = tables
+        return tables
+
+    @property
+    def flat_size(self) -> int:
+        """Rows of :meth:`flat_margins`' result."""
+        return self._flat_size
+
+    def cell_entries(self) -> np.ndarray:
+        """(cells, 1 + q + q(q−1)/2) the flat-margin rows each cell (C order) adds to."""
+        shape = self.design.shape
+        grids = [g.reshape(-1) for g in np.meshgrid(*[np.arange(L) for L in shape], indexing="ij")]
+        columns = [np.zeros_like(grids[0])]
+        columns += [self._offsets[(f,)] + grids[f] for f in range(len(shape))]
+        columns += [self._offsets[(f, g)] + grids[f] * shape[g] + grids[g] for f, g in self._pairs]
+        return np.stack(columns, axis=1)
 
     def one_way(self, flat: np.ndarray, feature: int) -> np.ndarray:
         """(L_f, B) one-way margin of the ``feature``-th modelled feature (reference level included)."""

@@ -1,0 +1,164 @@
+"""The utility experiment of one party (method.md, Analysis; the paper's Figs 1-6).
+
+Step 0 ("local only"): the model fitted on the party's local data. Steps j = 1…O (O
+other parties, in each of R random orders): for every k = 1…K the model fitted on
+local data ∪ the k-th synthetic set of each of the first j parties of the order; the K
+fits pooled with Rubin's rules. Every pooled model is scored by S Monte Carlo draws on
+an evaluation set (:mod:`synthshare.analysis.scoring`).
+
+Everything runs on count tables: the combined table of step j is the local table plus
+a running sum of synthetic tables, and all O·K fits of an order go through one batched
+solver call. The reference levels are the local data's most frequent levels
+(``design.most_frequent_levels``), kept for every combined fit of the party.
+
+Randomness: orders come from one generator per party keyed by the order seed only (so
+every generator seed sees the same orders); draws from one generator per (draw seed,
+generator seed, party), consumed in a fixed order (step 0 variants, then order by
+order), so results do not depend on batching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from synthshare.analysis.cells import drop_features
+from synthshare.analysis.design import Design
+from synthshare.analysis.irls import BatchFit, PoissonBatchSolver
+from synthshare.analysis.rubin import Pooled, pool_rubin
+from synthshare.analysis.scoring import EvaluationSet, draw_coefficients
+from synthshare.variables import FEATURES
+
+VARIANTS = ("full", "no_ethnicity")
+"""Model variants: all five features; without ethnicity (Fig 4, local only)."""
+
+
+def random_orders(others: int, orders: int, rng: np.random.Generator) -> np.ndarray:
+    """(R, O) int: R independent random permutations of the O other parties (indices 0..O−1)."""
+    return np.stack([rng.permutation(others) for _ in range(orders)]) if orders else np.zeros((0, others), np.int64)
+
+
+@dataclass
+class FitSummary:
+    """How many fits hit statsmodels' edge cases (all of them are replayed, not dropped)."""
+
+    fits: int = 0
+    not_converged: int = 0
+    rank_deficient: int = 0
+    with_zero_positive_level: int = 0
+    rubin_fallback_terms: int = 0
+    pooled_terms: int = 0
+
+    def add(self, batch: BatchFit) -> None:
+        self.fits += batch.coef.shape[0]
+        self.not_converged += int((~batch.converged).sum())
+        self.rank_deficient += int(batch.rank_deficient.sum())
+        self.with_zero_positive_level += int(batch.zero_positive.any(axis=1).sum())
+
+    def add_pooled(self, pooled: Pooled) -> None:
+        self.rubin_fallback_terms += int(pooled.fallback.sum())
+        self.pooled_terms += int(pooled.present.sum())
+
+
+@dataclass
+class PartyResult:
+    """One party's log-likelihoods and pooled coefficients.
+
+    Attributes:
+        local: variant -> (S,) step-0 log-likelihoods.
+        combined: (R, O, S) log-likelihoods of steps 1…O in each order.
+        coef_local: variant -> (P,) step-0 coefficients; var_local likewise (HC1); present_local.
+        coef_last, var_last, present_last: (P,) pooled model of the last step of order 0.
+        design: the full model's design (reference levels of the party).
+    """
+
+    design: Design
+    local: dict[str, np.ndarray]
+    combined: np.ndarray
+    coef_local: dict[str, np.ndarray]
+    var_local: dict[str, np.ndarray]
+    present_local: dict[str, np.ndarray]
+    coef_last: np.ndarray | None
+    var_last: np.ndarray | None
+    present_last: np.ndarray | None
+    summary: FitSummary = field(default_factory=FitSummary)
+
+
+class PartyExperiment:
+    """Runs the experiment for parties sharing one evaluation set and design family."""
+
+    def __init__(self, evaluation_counts: np.ndarray, draws: int, variants: tuple[str, ...] = VARIANTS) -> None:
+        """
+        Args:
+            evaluation_counts: (7, 2, 8, 4, 5, 2) count table of the evaluation set.
+            draws: S, Monte Carlo draws per pooled model.
+        """
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown variant(s) {unknown}; expected some of {list(VARIANTS)}")
+        self.evaluation_counts = np.asarray(evaluation_counts)
+        self.draws = int(draws)
+        self.variants = tuple(variants)
+        self._solvers: dict[Design, PoissonBatchSolver] = {}
+        self._evaluations: dict[Design, EvaluationSet] = {}
+
+    def run(self, local_counts: np.ndarray, synthetic_counts: np.ndarray, orders: np.ndarray,
+            reference: dict[str, str], draw_rng: np.random.Generator) -> PartyResult:
+        """One party's experiment.
+
+        Args:
+            local_counts: (*CELL_SHAPE, 2) the party's local data.
+            synthetic_counts: (O, K, *CELL_SHAPE, 2) the other parties' synthetic sets.
+            orders: (R, O) permutations of 0..O−1 (:func:`random_orders`).
+            reference: the party's reference levels (the local data's most frequent).
+            draw_rng: generator for the Monte Carlo draws (consumed as described above).
+        """
+        design = Design.build(reference)
+        summary = FitSummary()
+        local, coef_local, var_local, present_local = {}, {}, {}, {}
+        for variant in self.variants:
+            variant_design = design if variant == "full" else design.without("ethnicity")
+            table = local_counts if variant == "full" else drop_features(local_counts, FEATURES, variant_design.features)
+            batch = self._solver(variant_design).fit(table[None])
+            summary.add(batch)
+            # a single fit: Rubin's rules with K = 1 reduce to its own coefficients and variances
+            pooled = pool_rubin(batch.coef[:, None], batch.var[:, None], batch.present[:, None])
+            coef = draw_coefficients(pooled.mean, pooled.var, pooled.present, self.draws, draw_rng)
+            local[variant] = self._evaluation(variant_design).loglik(coef)[0]
+            coef_local[variant], var_local[variant], present_local[variant] = batch.coef[0], batch.var[0], batch.present[0]
+
+        others, sets = synthetic_counts.shape[:2]
+        orders = np.asarray(orders)
+        if orders.ndim != 2 or orders.shape[1] != others or any(sorted(o) != list(range(others)) for o in orders.tolist()):
+            raise ValueError(f"orders of shape {orders.shape}; expected permutations of 0..{others - 1}")
+        combined = np.empty((orders.shape[0], others, self.draws))
+        coef_last = var_last = present_last = None
+        solver = self._solver(design)
+        evaluation = self._evaluation(design)
+        for r, order in enumerate(orders):
+            # step j's K tables: local + running sum of the first j parties' k-th sets
+            tables = np.cumsum(synthetic_counts[order], axis=0, dtype=np.int32) + local_counts.astype(np.int32)
+            batch = solver.fit(tables.reshape((others * sets,) + tables.shape[2:]))
+            summary.add(batch)
+            P = design.size
+            pooled = pool_rubin(batch.coef.reshape(others, sets, P), batch.var.reshape(others, sets, P),
+                                batch.present.reshape(others, sets, P))
+            summary.add_pooled(pooled)
+            coef = draw_coefficients(pooled.mean, pooled.var, pooled.present, self.draws, draw_rng)
+            combined[r] = evaluation.loglik(coef)
+            if r == 0:
+                coef_last, var_last, present_last = pooled.mean[-1], pooled.var[-1], pooled.present[-1]
+        return PartyResult(design, local, combined, coef_local, var_local, present_local,
+                           coef_last, var_last, present_last, summary)
+
+    def _solver(self, design: Design) -> PoissonBatchSolver:
+        if design not in self._solvers:
+            self._solvers[design] = PoissonBatchSolver(design)
+        return self._solvers[design]
+
+    def _evaluation(self, design: Design) -> EvaluationSet:
+        if design not in self._evaluations:
+            counts = drop_features(self.evaluation_counts, FEATURES, design.features)
+            self._evaluations[design] = EvaluationSet(counts, design)
+        return self._evaluations[design]
