@@ -118,30 +118,27 @@ def find_offscale(drawn: Sequence[DrawnBox], reference: float | None = None,
                   ratio: float = OFFSCALE_RATIO, max_offscale: int = MAX_OFFSCALE) -> list[int]:
     """Indices of boxes lying so far below the rest that the axis is clipped above them.
 
-    Repeatedly takes the box with the lowest median; it is off scale when its median is
-    below every other box's lower whisker (and the reference line) and the remaining
-    boxes span less than ``1/ratio`` of the span with it. At most ``max_offscale`` boxes.
+    The k boxes with the lowest medians (k = 1 ... ``max_offscale``, smallest k first)
+    are off scale when each of their medians is below every other box's lower whisker
+    (and the reference line) and the other boxes span less than ``1/ratio`` of the
+    span of all boxes. Empty when no k qualifies.
     """
     if len(drawn) < 2:
         return []
-    top = max(max(d.stats["whishi"] for d in drawn), reference if reference is not None else -np.inf)
-    remaining = list(range(len(drawn)))
-    offscale: list[int] = []
-    for _ in range(max_offscale):
-        lowest = min(remaining, key=lambda i: drawn[i].stats["med"])
-        rest = [i for i in remaining if i != lowest]
-        if not rest:
-            break
+    top = max(d.stats["whishi"] for d in drawn)
+    if reference is not None:
+        top = max(top, reference)
+    bottom = min(d.stats["whislo"] for d in drawn)
+    by_median = sorted(range(len(drawn)), key=lambda i: drawn[i].stats["med"])
+    for k in range(1, min(max_offscale, len(drawn) - 1) + 1):
+        low, rest = by_median[:k], by_median[k:]
         rest_bottom = min(drawn[i].stats["whislo"] for i in rest)
         if reference is not None:
             rest_bottom = min(rest_bottom, reference)
-        bottom = min(drawn[i].stats["whislo"] for i in remaining)
-        if drawn[lowest].stats["med"] < rest_bottom and (top - bottom) > ratio * max(top - rest_bottom, 1e-12):
-            offscale.append(lowest)
-            remaining = rest
-        else:
-            break
-    return offscale
+        below = all(drawn[i].stats["med"] < rest_bottom for i in low)
+        if below and (top - bottom) > ratio * max(top - rest_bottom, 1e-12):
+            return sorted(low)
+    return []
 
 
 def finish_axis(ax: Axes, drawn: Sequence[DrawnBox], reference: float | None, clip: bool,
