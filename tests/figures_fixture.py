@@ -130,7 +130,11 @@ def fabricate_coef(config: dict, truth: dict[str, float], seed: int = 2) -> pd.D
                     for term, value in coded.items():
                         rows.append({"scenario": setting.scenario, "party": party, "epsilon": setting.epsilon,
                                      "fraction": setting.fraction, "seed": int(seed_value), "step": step, "term": term,
-                                     "mean": value + noise * rng.standard_normal(), "var": noise ** 2})
+                                     "mean": value + noise * rng.standard_normal(), "var": noise ** 2,
+                                     "skew": np.nan, "variant": "full"})
+                    if step == 0:
+                        # The model without ethnicity: another coding, to be left out of the truth table.
+                        rows.append({**rows[-1], "term": "sex[Male]", "mean": 9.0, "variant": "no_ethnicity"})
     return pd.DataFrame(rows)
 
 

@@ -149,13 +149,13 @@ def coefficient_errors(coef: pd.DataFrame, truth: dict[str, float]) -> pd.DataFr
     level present; the step-0 terms are the fallback.
 
     Returns:
-        ``scenario, party, epsilon, fraction, seed, step, term, mean, se, truth, covered``
-        (``covered``: the truth lies within mean ± 1.96 SE).
+        ``scenario, party, epsilon, fraction, skew, seed, step, term, mean, se, truth, covered``
+        (``covered``: the truth lies within mean ± 1.96 SE; ``skew`` NaN outside Fig 5's party).
     """
-    fits = ["scenario", "party", "epsilon", "fraction", "seed"]
+    fits = ["scenario", "party", "epsilon", "fraction", "skew", "seed"]
     coef = coef[np.isfinite(coef["mean"])]
     out = []
-    for key, fit in coef.groupby(fits, sort=True):
+    for key, fit in coef.groupby(fits, sort=True, dropna=False):
         steps = sorted(fit["step"].unique())
         reference = reference_levels(fit.loc[fit["step"] == steps[-1], "term"])
         if any(r is None for r in reference.values()):
@@ -172,18 +172,18 @@ def coefficient_errors(coef: pd.DataFrame, truth: dict[str, float]) -> pd.DataFr
 
 
 def coefficient_table(errors: pd.DataFrame) -> pd.DataFrame:
-    """Over seeds, per (scenario, party, ε, f, step, term): the truth, the mean estimate,
+    """Over seeds, per (scenario, party, ε, f, skew, step, term): the truth, the mean estimate,
     bias, RMSE, mean SE and the 95 % interval coverage; ``stage`` names step 0 / last.
     """
-    keys = ["scenario", "party", "epsilon", "fraction", "step", "term"]
+    keys = ["scenario", "party", "epsilon", "fraction", "skew", "step", "term"]
     errors = errors.assign(error=errors["mean"] - errors["truth"], squared=(errors["mean"] - errors["truth"]) ** 2)
-    table = errors.groupby(keys, sort=True).agg(
+    table = errors.groupby(keys, sort=True, dropna=False).agg(
         truth=("truth", "first"), estimate=("mean", "mean"), bias=("error", "mean"), mse=("squared", "mean"),
         mean_se=("se", "mean"), coverage=("covered", "mean"), seeds=("seed", "nunique"),
     ).reset_index()
     table["rmse"] = np.sqrt(table.pop("mse"))
-    last = table.groupby(["scenario", "party", "epsilon", "fraction"])["step"].transform("max")
-    table.insert(5, "stage", np.where(table["step"] == 0, "local only", np.where(table["step"] == last, "combined", "")))
+    last = table.groupby(["scenario", "party", "epsilon", "fraction", "skew"], dropna=False)["step"].transform("max")
+    table.insert(6, "stage", np.where(table["step"] == 0, "local only", np.where(table["step"] == last, "combined", "")))
     return table
 
 

@@ -23,6 +23,9 @@ from synthshare.errors import InputError
 LL_COLUMNS = ("scenario", "party", "epsilon", "fraction", "skew", "seed", "variant", "order", "step", "draw", "ll")
 REFERENCE_COLUMNS = ("evaluation", "ll")
 COEF_COLUMNS = ("scenario", "party", "epsilon", "fraction", "seed", "step", "term", "mean", "var")
+COEF_OPTIONAL = ("skew", "variant")
+"""Written by the analysis stage besides the contract's columns: the skewed party's skew
+fraction (NaN elsewhere) and the model variant (``full`` | ``no_ethnicity``)."""
 ELBO_COLUMNS = ("epoch", "elbo")
 
 _GENERATOR_DIR = re.compile(
@@ -86,13 +89,22 @@ def read_reference(path: str | Path, evaluation: str = "global_test") -> float:
 
 
 def read_coef(path: str | Path) -> pd.DataFrame:
-    """``coef.parquet``: pooled coefficients ``scenario, party, epsilon, fraction, seed, step, term, mean, var``."""
+    """``coef.parquet``, full-model rows: ``scenario, party, epsilon, fraction, skew, seed, step, term, mean, var``.
+
+    ``skew`` is NaN where the file has none; rows of another model variant
+    (``no_ethnicity``) are left out (their reference coding differs).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found; expected the analysis stage's coef.parquet")
     frame = pd.read_parquet(path)
     _require_columns(path, frame.columns, COEF_COLUMNS)
-    return frame[list(COEF_COLUMNS)]
+    if "variant" in frame:
+        frame = frame[frame["variant"] == "full"]
+    if "skew" not in frame:
+        frame = frame.assign(skew=np.nan)
+    columns = ["scenario", "party", "epsilon", "fraction", "skew", "seed", "step", "term", "mean", "var"]
+    return frame[columns].reset_index(drop=True)
 
 
 def read_truth(path: str | Path) -> dict[str, float]:
