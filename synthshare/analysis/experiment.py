@@ -70,6 +70,8 @@ class PartyResult:
         combined: (R, O, S) log-likelihoods of steps 1…O in each order.
         coef_local: variant -> (P,) step-0 coefficients; var_local likewise (HC1); present_local.
         coef_last, var_last, present_last: (P,) pooled model of the last step of order 0.
+        last_mean: (R, P) pooled coefficients of the last step in every order (the
+            same data in every order, so equal up to rounding: a check).
         design: the full model's design (reference levels of the party).
     """
 
@@ -82,6 +84,7 @@ class PartyResult:
     coef_last: np.ndarray | None
     var_last: np.ndarray | None
     present_last: np.ndarray | None
+    last_mean: np.ndarray
     summary: FitSummary = field(default_factory=FitSummary)
 
 
@@ -133,6 +136,7 @@ class PartyExperiment:
         if orders.ndim != 2 or orders.shape[1] != others or any(sorted(o) != list(range(others)) for o in orders.tolist()):
             raise ValueError(f"orders of shape {orders.shape}; expected permutations of 0..{others - 1}")
         combined = np.empty((orders.shape[0], others, self.draws))
+        last_mean = np.empty((orders.shape[0], design.size))
         coef_last = var_last = present_last = None
         solver = self._solver(design)
         evaluation = self._evaluation(design)
@@ -147,10 +151,11 @@ class PartyExperiment:
             summary.add_pooled(pooled)
             coef = draw_coefficients(pooled.mean, pooled.var, pooled.present, self.draws, draw_rng)
             combined[r] = evaluation.loglik(coef)
+            last_mean[r] = pooled.mean[-1]
             if r == 0:
                 coef_last, var_last, present_last = pooled.mean[-1], pooled.var[-1], pooled.present[-1]
         return PartyResult(design, local, combined, coef_local, var_local, present_local,
-                           coef_last, var_last, present_last, summary)
+                           coef_last, var_last, present_last, last_mean, summary)
 
     def _solver(self, design: Design) -> PoissonBatchSolver:
         if design not in self._solvers:

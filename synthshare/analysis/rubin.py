@@ -9,7 +9,9 @@ For K fits with coefficients w_k and variances v_k of a term:
 is the study's.) A term absent from some fits' data (a level no record of that
 combined data set has) is pooled over the K_t fits that have it, with K_t in place of
 K; with K_t = 1 there is no between-fit variance (b = 0, so T = v̄); with K_t = 0 the
-term is absent from the pooled model (predicted as the reference).
+term is absent from the pooled model (predicted as the reference). A fit whose variance
+is undefined (NaN: collinear columns, see ``irls.py``) does not count as having the
+term; statsmodels' covariance there is noise.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ def pool_rubin(coef: np.ndarray, var: np.ndarray, present: np.ndarray) -> Pooled
     Args:
         coef: (..., K, P) coefficients of each fit.
         var: (..., K, P) their variances (HC1).
-        present: (..., K, P) whether the fit has the term.
+        present: (..., K, P) whether the fit has the term (NaN variances count as absent).
 
     Returns:
         :class:`Pooled` with arrays of shape (..., P).
     """
-    present = np.asarray(present, bool)
+    present = np.asarray(present, bool) & np.isfinite(var)
     count = present.sum(axis=-2)
     has = count > 0
     safe = np.maximum(count, 1)

@@ -1,0 +1,164 @@
+"""One analysis job from data frames to tables: a scenario's parties, or the skewed party.
+
+The rule scripts read the files and call these; everything here is file-format free
+except for the names used in error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from synthshare.analysis.cells import count_cells
+from synthshare.analysis.design import most_frequent_levels
+from synthshare.analysis.experiment import FitSummary, PartyExperiment, random_orders
+from synthshare.analysis.tables import coef_table, ll_table
+from synthshare.errors import InputError
+from synthshare.naming import format_number
+
+SKEW_SCENARIO = "skew"
+SKEW_PARTY = "skewed"
+
+
+@dataclass
+class JobTables:
+    """Everything one analysis job writes."""
+
+    ll: list[pa.Table] = field(default_factory=list)
+    coef: list[pa.Table] = field(default_factory=list)
+    summaries: dict[str, FitSummary] = field(default_factory=dict)
+
+
+def stream_key(name: str) -> int:
+    """A stable 32-bit key of a party name for seeding (CRC-32; Python's hash() is salted)."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def order_rng(order_seed: int, party: str) -> np.random.Generator:
+    """The party's order generator: independent of the generator seed (orders shared across seeds)."""
+    return np.random.default_rng([int(order_seed), stream_key(party)])
+
+
+def draw_rng(draw_seed: int, seed: int, stream: str) -> np.random.Generator:
+    """The Monte Carlo draws of one party (and skew fraction) at one generator seed."""
+    return np.random.default_rng([int(draw_seed), int(seed), stream_key(stream)])
+
+
+def check_set_counts(tables: Mapping[str, np.ndarray], sources: Mapping[str, str]) -> None:
+    """Every party's synthetic data holds the same number K of sets."""
+    sizes = {party: table.shape[0] for party, table in tables.items()}
+    if len(set(sizes.values())) > 1:
+        first = next(iter(sizes))
+        odd = next(p for p in sizes if sizes[p] != sizes[first])
+        raise InputError(f"{sources.get(odd, odd)}: {sizes[odd]} synthetic sets; "
+                         f"expected {sizes[first]} like {sources.get(first, first)}")
+
+
+def run_scenario(local: Mapping[str, pd.DataFrame], synthetic: Mapping[str, np.ndarray], test: pd.DataFrame, *,
+                 scenario: str, parties: Sequence[str], epsilon: float, fraction: float, seed: int, orders: int,
+                 order_seed: int, draws: int, draw_seed: int, sources: Mapping[str, str] | None = None,
+                 log: logging.Logger | None = None) -> JobTables:
+    """Every party of a scenario: local only (both variants), then R orders of the others.
+
+    Args:
+        local: party -> its local data.
+        synthetic: party -> count tables (K, *CELL_SHAPE, 2) of its synthetic sets
+            (``cells.read_set_counts``).
+        test: the global test set (evaluation set).
+        sources: names for error messages (``local:<party>``, ``synthetic:<party>``, ``test``).
+    """
+    sources = dict(sources or {})
+    parties = list(parties)
+    if len(parties) < 2:
+        raise InputError(f"scenario {scenario}: {len(parties)} parties; expected at least 2 to share data")
+    synth = {p: synthetic[p] for p in parties}
+    check_set_counts(synth, {p: sources.get(f"synthetic:{p}", f"synthetic data of {p}") for p in parties})
+    experiment = PartyExperiment(count_cells(test, source=sources.get("test", "test set")), draws)
+    job = JobTables()
+    for index, party in enumerate(parties):
+        frame = local[party]
+        others = [p for p in parties if p != party]
+        result = experiment.run(
+            count_cells(frame, source=sources.get(f"local:{party}", f"local data of {party}")),
+            np.stack([synth[p] for p in others]),
+            random_orders(len(others), orders, order_rng(order_seed, party)),
+            most_frequent_levels(frame),
+            draw_rng(draw_seed, seed, party),
+        )
+        keys = dict(scenario=scenario, party=party, epsilon=epsilon, fraction=fraction, seed=seed)
+        job.ll.append(ll_table(result, **keys))
+        job.coef.append(coef_table(result, **keys))
+        job.summaries[party] = result.summary
+        if log:
+            log.info("%s: %d local records; %s", party, len(frame), result.summary)
+    return job
+
+
+def run_skew(local: Mapping[float, pd.DataFrame], synthetic: Mapping[str, np.ndarray], evaluation: pd.DataFrame, *,
+             centres: Sequence[str], epsilon: float, seed: int, orders: int, order_seed: int, draws: int,
+             draw_seed: int, sources: Mapping[str, str] | None = None, log: logging.Logger | None = None) -> JobTables:
+    """The skewed party (Fig 5) at every skew fraction: local only, then R orders of all centres.
+
+    Rows carry ``scenario='skew'``, ``party='skewed'``, ``fraction=1``, ``skew=s``; the
+    orders are the same for every s (one order stream for the skewed party).
+    """
+    sources = dict(sources or {})
+    centres = list(centres)
+    synth = {c: synthetic[c] for c in centres}
+    check_set_counts(synth, {c: sources.get(f"synthetic:{c}", f"synthetic data of {c}") for c in centres})
+    stacked = np.stack([synth[c] for c in centres])
+    experiment = PartyExperiment(count_cells(evaluation, source=sources.get("eval", "skew evaluation set")), draws)
+    job = JobTables()
+    for skew, frame in local.items():
+        result = experiment.run(
+            count_cells(frame, source=sources.get(f"local:{skew}", f"skewed party s={skew}")),
+            stacked,
+            random_orders(len(centres), orders, order_rng(order_seed, SKEW_PARTY)),
+            most_frequent_levels(frame),
+            draw_rng(draw_seed, seed, f"{SKEW_PARTY}:{format_number(skew)}"),
+        )
+        keys = dict(scenario=SKEW_SCENARIO, party=SKEW_PARTY, epsilon=epsilon, fraction=1.0, seed=seed, skew=float(skew))
+        job.ll.append(ll_table(result, **keys))
+        job.coef.append(coef_table(result, **keys))
+        job.summaries[f"s={format_number(skew)}"] = result.summary
+        if log:
+            log.info("skew %g: %d local records; %s", skew, len(frame), result.summary)
+    return job
+
+
+def fit_reference(train: pd.DataFrame, evaluations: Mapping[str, pd.DataFrame], *, source: str = "training data",
+                  sources: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The full-population reference (the figures' dashed line): the model on all training data.
+
+    Reference levels are the training data's most frequent levels (the study's rule;
+    the log-likelihood at the MLE does not depend on them).
+
+    Returns:
+        (reference, coef): ``evaluation, ll, records, train_records`` (ll at the MLE, per
+        record) and ``term, coef, se``.
+    """
+    from synthshare.analysis.design import Design
+    from synthshare.analysis.poisson import fit_poisson
+    from synthshare.analysis.scoring import EvaluationSet
+
+    sources = dict(sources or {})
+    fit = fit_poisson(train, most_frequent_levels(train), source=source)
+    if fit.rank_deficient or not fit.converged:
+        raise InputError(f"{source}: the full-population fit did not converge to a full-rank solution "
+                         f"(rank deficient: {fit.rank_deficient}, converged: {fit.converged})")
+    design: Design = fit.design
+    full = np.array([fit.coef.get(name, 0.0) for name in design.names])
+    rows = []
+    for name, frame in evaluations.items():
+        evaluation = EvaluationSet(count_cells(frame, source=sources.get(name, name)), design)
+        rows.append({"evaluation": name, "ll": float(evaluation.loglik(full)), "records": len(frame),
+                     "train_records": fit.nobs})
+    reference = pd.DataFrame(rows, columns=["evaluation", "ll", "records", "train_records"])
+    coef = pd.DataFrame({"term": fit.coef.index, "coef": fit.coef.to_numpy(), "se": fit.se.to_numpy()})
+    return reference, coef
