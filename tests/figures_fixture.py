@@ -170,29 +170,3 @@ def fabricate_run(results: Path, config: dict, effects: Effects = Effects(), dra
     return {"ll": analysis / "ll.parquet", "reference": analysis / "reference.parquet", "coef": analysis / "coef.parquet",
             "truth": results / "data/truth.json", "elbo": [str(p) for p in paths], "ledger": results / "privacy/ledger.csv"}
 
-
-def _ranked_welch_standin(a, b, alternative="two-sided"):
-    """Welch's t-test on jointly ranked samples (the contract of
-    synthshare.analysis.welch.ranked_welch), for tests run before that module exists."""
-    from scipy import stats
-
-    ranks = stats.rankdata(np.concatenate([a, b]))
-    result = stats.ttest_ind(ranks[: len(a)], ranks[len(a):], equal_var=False, alternative=alternative)
-    return float(result.statistic), float(result.pvalue)
-
-
-def ensure_ranked_welch() -> bool:
-    """Install the stand-in as ``synthshare.analysis.welch`` only if the real module is
-    missing; True when the stand-in is in use."""
-    import importlib
-    import sys
-    import types
-
-    try:
-        importlib.import_module("synthshare.analysis.welch")
-        return False
-    except ImportError:
-        module = types.ModuleType("synthshare.analysis.welch")
-        module.ranked_welch = _ranked_welch_standin
-        sys.modules["synthshare.analysis.welch"] = module
-        return True

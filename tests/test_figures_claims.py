@@ -12,14 +12,10 @@ from synthshare.config import check_config, load_schema
 from synthshare.figures.catalogue import claim_settings
 from synthshare.figures.claims import CLAIMS, COLUMNS, evaluate_claims
 from tests.conftest import REPO
-from tests.figures_fixture import Effects, ensure_ranked_welch, fabricate_run
+from tests.figures_fixture import Effects, fabricate_run
 
 EIGHT_PARTIES = ["Barts", "Bristol", "Croydon", "Leeds", "Newcastle", "Oxford", "Sheffield", "Stoke"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _welch():
-    ensure_ranked_welch()
 
 
 @pytest.fixture(scope="module")

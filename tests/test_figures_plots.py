@@ -9,8 +9,6 @@ bytes, and bad inputs stop with a message naming the file."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -26,8 +24,8 @@ from synthshare.figures.catalogue import figure_targets, requested_products
 from synthshare.figures.claims import CLAIMS
 from synthshare.figures.output import write_rendered
 from synthshare.figures.render import render_product
-from tests.conftest import REPO, SNAKEMAKE, copy_workflow
-from tests.figures_fixture import ensure_ranked_welch, fabricate_run
+from tests.conftest import REPO, copy_workflow, run_snakemake
+from tests.figures_fixture import fabricate_run
 
 # Pixel sizes at 150 dpi for the smoke grid (6 parties, 2 fractions, 2 ε, 2 skews, M ∈ {2, 3}).
 EXPECTED_PNG = {
@@ -49,23 +47,6 @@ rule all:
     default_target: True
 """
 
-STANDIN = '''
-import sys, types
-import numpy as np
-from scipy import stats
-
-def ranked_welch(a, b, alternative="two-sided"):
-    ranks = stats.rankdata(np.concatenate([a, b]))
-    r = stats.ttest_ind(ranks[:len(a)], ranks[len(a):], equal_var=False, alternative=alternative)
-    return float(r.statistic), float(r.pvalue)
-
-try:
-    import synthshare.analysis.welch  # noqa: F401
-except ImportError:
-    module = types.ModuleType("synthshare.analysis.welch")
-    module.ranked_welch = ranked_welch
-    sys.modules["synthshare.analysis.welch"] = module
-'''
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +78,8 @@ def workflow_run(smoke_config, tmp_path_factory) -> Path:
     workdir = copy_workflow(root / "wf")
     (workdir / "Snakefile").write_text(textwrap.dedent(TEST_SNAKEFILE))
     fabricate_run(workdir / "results/smoke", smoke_config)
-    # Until synthshare.analysis.welch exists, jobs get the test stand-in via sitecustomize.
-    shim = root / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(STANDIN)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), str(REPO)])}
-    command = [str(SNAKEMAKE), "--workflow-profile", "profiles/default", "--cores", "2"]
-    for extra in ([], ["--report", "results/smoke/report.html"]):
-        process = subprocess.run(command + extra, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
-        assert process.returncode == 0, process.stderr[-6000:]
+    run_snakemake(workdir)
+    run_snakemake(workdir, "--report", "results/smoke/report.html")
     return workdir / "results/smoke"
 
 
@@ -182,7 +156,6 @@ def test_truth_is_re_expressed_in_each_partys_reference_coding(drawn):
 
 
 def test_same_inputs_same_bytes(smoke_config, tmp_path):
-    ensure_ranked_welch()
     digests = []
     for name in ("a", "b"):
         written = draw_all(smoke_config, tmp_path / name / "results/smoke", only=("fig1", "coef_vs_truth"))
@@ -191,7 +164,6 @@ def test_same_inputs_same_bytes(smoke_config, tmp_path):
 
 
 def test_missing_column_names_the_file_and_column(smoke_config, tmp_path):
-    ensure_ranked_welch()
     inputs = fabricate_run(tmp_path / "results/smoke", smoke_config)
     pd.read_parquet(inputs["ll"]).drop(columns="variant").to_parquet(inputs["ll"])
     product = requested_products(smoke_config)[0]
@@ -200,7 +172,6 @@ def test_missing_column_names_the_file_and_column(smoke_config, tmp_path):
 
 
 def test_missing_rows_name_the_setting(smoke_config, tmp_path):
-    ensure_ranked_welch()
     inputs = fabricate_run(tmp_path / "results/smoke", smoke_config)
     ll = pd.read_parquet(inputs["ll"])
     ll[~((ll["party"] == "Leeds") & (ll["step"] == 5))].to_parquet(inputs["ll"])
@@ -209,7 +180,6 @@ def test_missing_rows_name_the_setting(smoke_config, tmp_path):
 
 
 def test_reference_needs_exactly_one_row(smoke_config, tmp_path):
-    ensure_ranked_welch()
     inputs = fabricate_run(tmp_path / "results/smoke", smoke_config)
     pd.DataFrame({"evaluation": ["skew_eval"], "ll": [-0.6]}).to_parquet(inputs["reference"])
     with pytest.raises(InputError, match=r"reference\.parquet: evaluation = 'global_test' has 0 rows"):

@@ -8,7 +8,6 @@ from scipy import stats as sps
 
 from synthshare.figures.boxplots import COMBINED, LOCAL, DrawnBox, find_offscale
 from synthshare.figures.stats import box_stats, compare, significance_stars
-from tests.figures_fixture import ensure_ranked_welch
 
 
 def test_box_is_quartiles_and_whiskers_within_one_and_a_half_iqr():
@@ -58,7 +57,6 @@ def test_at_most_two_boxes_are_clipped_and_only_when_it_helps():
 
 
 def test_compare_is_welch_on_joint_ranks():
-    ensure_ranked_welch()
     rng = np.random.default_rng(0)
     a, b = rng.normal(0.1, 1, 300), rng.normal(0, 2, 50)
     ranks = sps.rankdata(np.concatenate([a, b]))
@@ -72,6 +70,5 @@ def test_compare_is_welch_on_joint_ranks():
 
 
 def test_compare_needs_two_values_a_side():
-    ensure_ranked_welch()
     with pytest.raises(ValueError, match="at least 2"):
         compare(np.array([1.0]), np.array([1.0, 2.0]))
