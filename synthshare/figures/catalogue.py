@@ -21,6 +21,7 @@ from synthshare.grid import centre_parties, model_settings, skew_enabled
 PAPER_CATEGORY = "3. Figures of the paper"
 BEYOND_CATEGORY = "4. Beyond the paper"
 CLAIMS_CATEGORY = "5. Claims"
+TABLES_CATEGORY = "6. Tables behind the figures"
 
 # ε of the supplementary Figs S1/S2 (method.md: "S1/S2: Figs 1/2 at ε = 2").
 SUPPLEMENT_EPSILON = 2.0

@@ -77,6 +77,16 @@ def all_privacy_records():
     ]
 
 
+def all_elbo_traces():
+    """elbo.csv of every generator fit of the run (the figures stage plots them)."""
+    return [
+        f"{generator_dir(s.scenario, s.epsilon, s.fraction, seed, party)}/elbo.csv"
+        for s in MODEL_SETTINGS
+        for seed in SEEDS
+        for party in parties_of(s.scenario)
+    ]
+
+
 def analysis_jobs():
     """ll.parquet of every analysis job of the run (scenario jobs, then skew jobs)."""
     jobs = [

@@ -5,6 +5,7 @@
 
 from synthshare.figures.catalogue import (
     CLAIMS_CATEGORY,
+    TABLES_CATEGORY,
     claim_settings,
     claims_path,
     figure_path,
@@ -12,59 +13,41 @@ from synthshare.figures.catalogue import (
     table_path,
 )
 
-
-def all_elbo_traces():
-    """elbo.csv of every generator fit of the run."""
-    return [
-        f"{generator_dir(s.scenario, s.epsilon, s.fraction, seed, party)}/elbo.csv"
-        for s in MODEL_SETTINGS
-        for seed in SEEDS
-        for party in parties_of(s.scenario)
-    ]
-
-
-def figure_inputs(product):
-    """The files a figures product reads, by input kind (catalogue.INPUT_KINDS)."""
-    paths = {
-        "ll": f"{RESULTS}/analysis/ll.parquet",
-        "reference": f"{RESULTS}/analysis/reference.parquet",
-        "coef": f"{RESULTS}/analysis/coef.parquet",
-        "truth": f"{RESULTS}/data/truth.json",
-        "ledger": f"{RESULTS}/privacy/ledger.csv",
-        "elbo": all_elbo_traces(),
-    }
-    return {kind: paths[kind] for kind in product.inputs}
+# What a product may read, by input kind (synthshare.figures.catalogue.INPUT_KINDS).
+FIGURE_INPUTS = {
+    "ll": f"{RESULTS}/analysis/ll.parquet",
+    "reference": f"{RESULTS}/analysis/reference.parquet",
+    "coef": f"{RESULTS}/analysis/coef.parquet",
+    "truth": f"{RESULTS}/data/truth.json",
+    "ledger": f"{RESULTS}/privacy/ledger.csv",
+    "elbo": all_elbo_traces(),
+}
 
 
-def figure_outputs(product):
-    """<figure>_png (in the report, captioned), <figure>_pdf and <table>_table of a product."""
-    outputs = {}
-    for name in product.figures:
-        outputs[f"{name}_png"] = report(
-            figure_path(config, name, "png"),
-            caption=f"../report/{name}.rst",
-            category=product.category,
-            subcategory=product.title,
-        )
-        outputs[f"{name}_pdf"] = figure_path(config, name, "pdf")
-    for name in product.tables:
-        outputs[f"{name}_table"] = report(
-            table_path(config, name),
-            caption="../report/tables.rst",
-            category="6. Tables behind the figures",
-        )
-    return outputs
-
-
+# One rule per product: products differ in inputs, outputs and captions. Outputs are
+# named <figure>_png (in the report, captioned), <figure>_pdf and <table>_table.
 for _product in requested_products(config):
 
     rule:
         name:
             f"plot_{_product.name}"
         input:
-            **figure_inputs(_product),
+            **{kind: FIGURE_INPUTS[kind] for kind in _product.inputs},
         output:
-            **figure_outputs(_product),
+            **{
+                f"{name}_png": report(
+                    figure_path(config, name, "png"),
+                    caption=f"../report/{name}.rst",
+                    category=_product.category,
+                    subcategory=_product.title,
+                )
+                for name in _product.figures
+            },
+            **{f"{name}_pdf": figure_path(config, name, "pdf") for name in _product.figures},
+            **{
+                f"{name}_table": report(table_path(config, name), caption="../report/tables.rst", category=TABLES_CATEGORY)
+                for name in _product.tables
+            },
         params:
             product=_product.name,
             # What is drawn; a change of settings reruns the job.
