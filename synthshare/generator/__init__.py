@@ -1,0 +1,8 @@
+"""The DP generator stage: DPVI (d3p) fits of the study's mixture + Poisson model per
+party, a privacy ledger, and K synthetic data sets per fit.
+
+Modules: ``model`` (numpyro model, guide, closed-form per-record gradients),
+``subsampling`` (Poisson batches), ``dpvi`` (d3p ``DPSVI`` subclasses), ``accounting``
+(σ and ε), ``fit`` (vectorised fitting), ``sampling`` (synthetic sets), ``ledger``,
+``generate`` (one job end to end), ``settings``, ``compilation``.
+"""

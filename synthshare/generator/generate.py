@@ -1,0 +1,135 @@
+"""One generator job: calibrate σ, fit every party, sample synthetic sets, account.
+
+This is what ``scripts/fit_generators.py`` runs for one (scenario, ε, f, seed); it
+returns plain tables and arrays and :func:`write_party_outputs` writes them (atomically)
+to the files of docs/architecture.md, generator stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from synthshare.atomic import write_csv, write_json, write_npz, write_parquet
+from synthshare.errors import InputError
+from synthshare.generator.accounting import calibrate_noise, pld_epsilon
+from synthshare.generator.fit import PartyData, PartyFit, fit_parties
+from synthshare.generator.ledger import ledger_record
+from synthshare.generator.sampling import sample_synthetic
+from synthshare.generator.settings import GeneratorSettings
+from synthshare.generator.subsampling import batch_capacity, effective_rate, expected_batch, overflow_delta
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartyOutputs:
+    fit: PartyFit
+    synthetic: pd.DataFrame
+    elbo: pd.DataFrame
+    record: dict
+
+
+def elbo_table(fit: PartyFit) -> pd.DataFrame:
+    """``epoch`` (1-based), ``elbo`` (the epoch's mean full-data ELBO estimate)."""
+    return pd.DataFrame({"epoch": np.arange(1, len(fit.elbo) + 1, dtype=np.int64), "elbo": fit.elbo})
+
+
+def fit_and_sample(
+    parties: Sequence[PartyData],
+    scenario: str,
+    epsilon: float,
+    fraction: float,
+    seed: int,
+    settings: GeneratorSettings,
+    on_chunk: Callable[[int, np.ndarray], None] | None = None,
+) -> list[PartyOutputs]:
+    """Everything one job produces, per party, in input order.
+
+    σ is calibrated once for the job (all parties share ε, δ, q and T); the batch
+    capacity is the largest any party needs, and each party's overflow δ is computed
+    with that capacity and its own N.
+    """
+    names = [p.name for p in parties]
+    if len(set(names)) != len(names):
+        raise InputError(f"parties: duplicate names in {names}; expected distinct party names")
+    q = effective_rate(settings.sampling_rate)
+    steps = settings.steps
+    started = time.perf_counter()
+    calibration = calibrate_noise(epsilon, settings.delta, q, steps)
+    pld = pld_epsilon(calibration.sigma, settings.delta, q, steps)
+    _LOG.info(
+        "sigma = %.6g for epsilon = %g, delta = %g, q = %.8g, T = %d: epsilon_fourier = %.6g (±%.2g), "
+        "epsilon_pld = %.6g (±%.2g) [%.1f s]",
+        calibration.sigma, epsilon, settings.delta, q, steps, calibration.fourier.epsilon,
+        calibration.fourier.error, pld.epsilon, pld.error, time.perf_counter() - started,
+    )
+    capacity = max(
+        batch_capacity(p.num_records, q, steps, epsilon, settings.overflow_delta) for p in parties
+    )
+    _LOG.info("batch capacity %d for N = %s (q·N up to %.1f)", capacity, [p.num_records for p in parties],
+              max(expected_batch(p.num_records, q) for p in parties))
+
+    started = time.perf_counter()
+    fits = fit_parties(parties, settings, calibration.sigma, capacity, seed, scenario, on_chunk=on_chunk)
+    _LOG.info("fitted %d parties, %d steps each, in %.1f s", len(parties), steps, time.perf_counter() - started)
+
+    outputs = []
+    for fit in fits:
+        synthetic = sample_synthetic(fit, settings.model, settings.synthetic_sets, seed, scenario)
+        overflow = overflow_delta(capacity, fit.num_records, q, steps, epsilon)
+        record = ledger_record(
+            scenario=scenario, party=fit.name, epsilon_target=float(epsilon), fraction=float(fraction),
+            seed=int(seed), variant=settings.variant,
+            epsilon_fourier=calibration.fourier.epsilon, epsilon_fourier_error=calibration.fourier.error,
+            epsilon_pld=pld.epsilon, epsilon_pld_error=pld.error,
+            delta=settings.delta + overflow, delta_accountant=settings.delta, delta_overflow=overflow,
+            q=settings.sampling_rate, q_effective=q, steps=steps, epochs=settings.epochs,
+            steps_per_epoch=settings.steps_per_epoch, batch_capacity=capacity,
+            expected_batch=expected_batch(fit.num_records, q), clip=settings.clip, sigma=calibration.sigma,
+            N=fit.num_records, components=settings.components, learning_rate=settings.learning_rate,
+        )
+        outputs.append(PartyOutputs(fit=fit, synthetic=synthetic, elbo=elbo_table(fit), record=record))
+    return outputs
+
+
+def write_party_outputs(
+    output: PartyOutputs,
+    synthetic_path: str | os.PathLike,
+    params_path: str | os.PathLike,
+    elbo_path: str | os.PathLike,
+    privacy_path: str | os.PathLike,
+) -> None:
+    """Write one party's four files atomically (Parquet, NPZ, CSV, JSON; no pickle).
+
+    ``params.npz``: ``loc`` and ``scale`` (D,) float64, ``layout`` (JSON text: the latent
+    sites in flat order with their unconstrained shapes) and ``num_records``.
+    """
+    fit = output.fit
+    write_parquet(output.synthetic, synthetic_path)
+    write_npz(
+        params_path,
+        loc=fit.loc,
+        scale=fit.scale,
+        layout=np.array(json.dumps([[name, list(shape)] for name, shape in fit.layout])),
+        num_records=np.array(fit.num_records, dtype=np.int64),
+    )
+    write_csv(output.elbo, elbo_path, float_format="%.9g")
+    write_json(output.record, privacy_path)
+
+
+def read_party_fit(name: str, params_path: str | os.PathLike, elbo: np.ndarray | None = None) -> PartyFit:
+    """A :class:`PartyFit` from ``params.npz`` (e.g. to sample more sets later)."""
+    with np.load(params_path, allow_pickle=False) as data:
+        layout = tuple((site, tuple(shape)) for site, shape in json.loads(str(data["layout"])))
+        return PartyFit(
+            name=name, num_records=int(data["num_records"]), loc=data["loc"], scale=data["scale"],
+            elbo=np.asarray([] if elbo is None else elbo, np.float64), layout=layout,
+        )

@@ -1,0 +1,338 @@
+"""The study's generative model for one party, and its variational guide.
+
+Per party (method.md "Generative model"; paper Methods, eqs. for G_m):
+
+    π ~ Dirichlet(α·1_K)                                   mixture weights, K = 16
+    θ_j^(r) ~ Dirichlet(α·1_{L_j})   (Beta(α, α) if L_j = 2) per component r, feature j
+    w ~ Normal(0, s²·I_P)                                  Poisson regression, P = 22
+    x_n ~ Σ_r π_r Π_j Categorical(x_nj | θ_j^(r))
+    y_n | x_n ~ Poisson(exp(w·φ(x_n)))
+
+with φ(x) the reference coding of the five features plus an intercept (first-listed
+level = reference, :data:`synthshare.variables.FEATURE_LEVELS`). Defaults α = 1, s = 1.
+
+Records enter the model as integer codes ``(n, 5)`` (level positions) and the outcome
+as a float 0/1 vector ``(n,)``. The data plate is scaled by ``num_records / n``, the
+usual minibatch scaling, so one evaluation on a batch is an unbiased estimate of the
+full-data log joint; ``num_records`` may be a traced value (one model serves parties of
+different sizes inside one vectorised program).
+
+The guide is numpyro's ``AutoDiagonalNormal`` over the unconstrained latent vector
+(373 dimensions at K = 16), initial scale 0.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.autoguide import AutoDiagonalNormal
+
+from synthshare.errors import InputError
+from synthshare.variables import FEATURE_LEVELS, FEATURES, OUTCOME
+
+LEVEL_COUNTS: tuple[int, ...] = tuple(len(levels) for levels in FEATURE_LEVELS.values())
+"""(7, 2, 8, 4, 5): levels per feature, in :data:`FEATURES` order."""
+
+
+def coefficient_names() -> list[str]:
+    """Names of the regression coefficients, in the order of the ``coef`` site.
+
+    ``Intercept`` then ``feature[level]`` for every non-reference level (22 in all);
+    the same spelling as ``data/truth.json`` and the analysis stage.
+    """
+    names = ["Intercept"]
+    for feature, levels in FEATURE_LEVELS.items():
+        names.extend(f"{feature}[{level}]" for level in levels[1:])
+    return names
+
+
+COEFFICIENT_COUNT = 1 + sum(count - 1 for count in LEVEL_COUNTS)
+"""P = 22: intercept plus one coefficient per non-reference level."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Hyperparameters of the generative model (config ``generator:``)."""
+
+    components: int = 16
+    """K, mixture components."""
+    dirichlet_concentration: float = 1.0
+    """α of the Dirichlet priors on weights and category probabilities (Beta(α, α) for binary features)."""
+    coef_prior_scale: float = 1.0
+    """s, standard deviation of the Normal prior on every regression coefficient."""
+
+    def __post_init__(self) -> None:
+        if int(self.components) != self.components or self.components < 1:
+            raise InputError(f"generator.components: {self.components!r}; expected a positive integer")
+        if not self.dirichlet_concentration > 0:
+            raise InputError(f"generator.dirichlet_concentration: {self.dirichlet_concentration!r}; expected > 0")
+        if not self.coef_prior_scale > 0:
+            raise InputError(f"generator.coef_prior_scale: {self.coef_prior_scale!r}; expected > 0")
+
+
+def encode_records(frame: pd.DataFrame, source: str = "data frame") -> tuple[np.ndarray, np.ndarray]:
+    """Level strings -> integer codes.
+
+    Returns ``codes`` (n, 5) int32, the position of each feature's level in
+    ``FEATURE_LEVELS`` (0 = reference), and ``outcome`` (n,) float32 in {0, 1}.
+    Raises :class:`InputError` naming ``source``, the column and the value on an
+    unknown level, a missing column or a non-boolean outcome.
+    """
+    for column in FEATURES + (OUTCOME,):
+        if column not in frame.columns:
+            raise InputError(f"{source}: missing column {column!r}; expected columns {list(FEATURES) + [OUTCOME]}")
+    codes = np.empty((len(frame), len(FEATURES)), dtype=np.int32)
+    for j, (feature, levels) in enumerate(FEATURE_LEVELS.items()):
+        lookup = {level: i for i, level in enumerate(levels)}
+        mapped = frame[feature].map(lookup)
+        if mapped.isna().any():
+            row = int(np.flatnonzero(mapped.isna().to_numpy())[0])
+            raise InputError(
+                f"{source}: row {row + 1}, column {feature!r}: unknown value {frame[feature].iloc[row]!r}; "
+                f"expected one of {list(levels)}"
+            )
+        codes[:, j] = mapped.to_numpy(dtype=np.int32)
+    if not pd.api.types.is_bool_dtype(frame[OUTCOME]):
+        raise InputError(f"{source}: column {OUTCOME!r} has dtype {frame[OUTCOME].dtype}; expected bool")
+    return codes, frame[OUTCOME].to_numpy(dtype=np.float32)
+
+
+def decode_records(codes: np.ndarray) -> dict[str, np.ndarray]:
+    """Integer codes (n, 5) -> level strings per feature (object arrays), the inverse of encoding."""
+    return {
+        feature: np.asarray(levels, dtype=object)[np.asarray(codes[:, j])]
+        for j, (feature, levels) in enumerate(FEATURE_LEVELS.items())
+    }
+
+
+class FeatureMixture(dist.Distribution):
+    """Mixture of products of independent categoricals over the five features.
+
+    p(x) = Σ_r π_r Π_j θ_j^(r)[x_j]   (paper, Methods, first equation of G_m)
+
+    Args:
+        weights: (K,) mixture weights π.
+        probs: one (K, L_j) array of category probabilities per feature.
+
+    ``log_prob(codes)`` takes integer codes (..., 5) and returns (...,).
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.independent(constraints.nonnegative_integer, 1)
+    pytree_data_fields = ("weights", "probs")
+
+    def __init__(self, weights: jax.Array, probs: tuple[jax.Array, ...], validate_args: bool | None = None):
+        self.weights = weights
+        self.probs = tuple(probs)
+        super().__init__(batch_shape=(), event_shape=(len(self.probs),), validate_args=validate_args)
+
+    def component_log_prob(self, codes: jax.Array) -> jax.Array:
+        """log π_r + Σ_j log θ_j^(r)[x_j] for every component: (..., 5) -> (..., K)."""
+        total = jnp.log(self.weights)
+        for j, probs in enumerate(self.probs):
+            # A one-hot product rather than a gather: XLA's CPU gathers are slow and
+            # their gradients are scatters; dots are fast both ways.
+            total = total + one_hot_codes(codes[..., j], probs.shape[-1]) @ jnp.log(probs).T
+        return total
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        return jax.nn.logsumexp(self.component_log_prob(value), axis=-1)
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        """Codes (*sample_shape, 5), int32: a component, then each feature given it."""
+        keys = jax.random.split(key, len(self.probs) + 1)
+        component = jax.random.categorical(keys[0], jnp.log(self.weights), shape=sample_shape)
+        columns = [
+            jax.random.categorical(keys[j + 1], jnp.log(probs)[component], axis=-1)
+            for j, probs in enumerate(self.probs)
+        ]
+        return jnp.stack(columns, axis=-1).astype(jnp.int32)
+
+
+def one_hot_codes(codes: jax.Array, count: int) -> jax.Array:
+    """Integer codes (...,) -> one-hot rows (..., count), float32."""
+    return jax.nn.one_hot(codes, count, dtype=jnp.float32)
+
+
+def design_matrix(codes: jax.Array) -> jax.Array:
+    """Reference-coded design φ(x) with intercept: codes (..., 5) -> (..., P), float32 0/1.
+
+    Column order is :func:`coefficient_names`; a feature at its reference level
+    (code 0) has all its columns 0.
+    """
+    columns = [jnp.ones(codes.shape[:-1] + (1,), jnp.float32)]
+    for j, count in enumerate(LEVEL_COUNTS):
+        columns.append(one_hot_codes(codes[..., j], count)[..., 1:])
+    return jnp.concatenate(columns, axis=-1)
+
+
+def log_rate(coef: jax.Array, codes: jax.Array) -> jax.Array:
+    """Linear predictor w·φ(x) of the Poisson regression: coef (P,), codes (..., 5) -> (...,)."""
+    return design_matrix(codes) @ coef
+
+
+def feature_probabilities(sample: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
+    """Per-feature (K, L_j) category probabilities from the latent sites (Beta sites -> [1-p, p])."""
+    probs = []
+    for feature, count in zip(FEATURES, LEVEL_COUNTS):
+        value = sample[f"probs_{feature}"]
+        probs.append(jnp.stack([1.0 - value, value], axis=-1) if count == 2 else value)
+    return tuple(probs)
+
+
+def record_log_likelihood(sample: dict[str, jax.Array], codes: jax.Array, outcome: jax.Array) -> jax.Array:
+    """log p(x_n, y_n | parameters) per record, unscaled: codes (n, 5), outcome (n,) -> (n,)."""
+    features = FeatureMixture(sample["weights"], feature_probabilities(sample)).log_prob(codes)
+    return features + dist.Poisson(jnp.exp(log_rate(sample["coef"], codes))).log_prob(outcome)
+
+
+def _log_table(site: str, count: int):
+    """u (d,) unconstrained row -> log-probabilities (L,) of that site's categorical row."""
+    if site == "weights" or count > 2:
+        to_simplex = biject_to(constraints.simplex)
+        return lambda u: jnp.log(to_simplex(u))
+    to_unit = biject_to(constraints.unit_interval)
+    return lambda u: jnp.log(jnp.stack([1.0 - to_unit(u[0]), to_unit(u[0])]))
+
+
+def _record_terms(unconstrained: dict[str, jax.Array], codes: jax.Array, outcome: jax.Array):
+    """Forward pass shared by the closed-form gradients: log-likelihood (B,),
+    responsibilities (B, K), per-feature one-hot codes and log-table Jacobians, the
+    weights' Jacobian (K, K-1), the design (B, P) and the Poisson residual y − λ (B,)."""
+    log_weights_of = _log_table("weights", 0)
+    u_weights = unconstrained["weights"]
+    logits = log_weights_of(u_weights)[None, :]
+    jac_weights = jax.jacfwd(log_weights_of)(u_weights)  # (K, K-1)
+    one_hots, jacobians = [], []
+    for j, (feature, count) in enumerate(zip(FEATURES, LEVEL_COUNTS)):
+        rows = unconstrained[f"probs_{feature}"]
+        rows = rows[:, None] if count == 2 else rows  # (K, d)
+        table_of = _log_table(feature, count)
+        one_hot = one_hot_codes(codes[:, j], count)  # (B, L)
+        logits = logits + one_hot @ jax.vmap(table_of)(rows).T
+        one_hots.append(one_hot)
+        jacobians.append(jax.vmap(jax.jacfwd(table_of))(rows))  # (K, L, d)
+    log_features = jax.nn.logsumexp(logits, axis=1)
+    responsibility = jnp.exp(logits - log_features[:, None])
+    design = design_matrix(codes)
+    eta = design @ unconstrained["coef"]
+    rate = jnp.exp(eta)
+    log_likelihood = log_features + outcome * eta - rate - jax.scipy.special.gammaln(outcome + 1.0)
+    return log_likelihood, responsibility, one_hots, jacobians, jac_weights, design, outcome - rate
+
+
+def record_gradients(
+    unconstrained: dict[str, jax.Array], codes: jax.Array, outcome: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Per-record log-likelihood and its gradient w.r.t. every unconstrained latent site.
+
+    The same quantity as ``jax.vmap(jax.grad(...))`` of :func:`record_log_likelihood`
+    composed with the constraining transforms (the tests compare the two), in closed
+    form in the log category probabilities:
+
+        ℓ_n = logsumexp_r(log π_r + Σ_j log θ_j^(r)[x_nj]) + y_n η_n − e^{η_n} − log y_n!
+        ∂ℓ_n/∂u_π = J_π^T ρ_n,   ∂ℓ_n/∂u_j^(r) = ρ_nr · J_j^(r)[x_nj, :],   ∂ℓ_n/∂w = (y_n − e^{η_n}) φ(x_n),
+
+    with ρ_n the component responsibilities and J the Jacobians of log ∘ transform of
+    each (small) categorical row, from ``jax.jacfwd``.
+
+    Args:
+        unconstrained: latent sites on the unconstrained scale (the guide's unpacked draw).
+        codes: (B, 5) int; outcome: (B,) float.
+
+    Returns:
+        ``(log_likelihood (B,), {site: (B, *site shape)})``.
+    """
+    log_likelihood, resp, one_hots, jacobians, jac_weights, design, residual = _record_terms(unconstrained, codes, outcome)
+    grads = {"weights": resp @ jac_weights}
+    for feature, count, one_hot, jacobian in zip(FEATURES, LEVEL_COUNTS, one_hots, jacobians):
+        grad = resp[:, :, None] * jnp.einsum("bl,kld->bkd", one_hot, jacobian)  # (B, K, d)
+        grads[f"probs_{feature}"] = grad[:, :, 0] if count == 2 else grad
+    grads["coef"] = residual[:, None] * design
+    return log_likelihood, grads
+
+
+def clipped_gradient_sum(
+    unconstrained: dict[str, jax.Array], codes: jax.Array, outcome: jax.Array, valid: jax.Array, clip: float
+) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
+    """Σ_n valid_n · clip_C(∇ℓ_n) without forming the (B, D) per-record gradients.
+
+    With g_n the gradient of :func:`record_gradients` and
+    c_n = valid_n · min(1, C / ‖g_n‖), returns the per-record log-likelihood (B,), the
+    norms ‖g_n‖ (B,) and Σ_n c_n g_n per site. Both are linear in ρ_n and one-hot codes,
+    so (per feature j, component r, level l; N_j the row norms² of J_j)
+
+        ‖g_n‖² = ‖J_π^T ρ_n‖² + Σ_j Σ_r ρ_nr² N_j^(r)[x_nj] + (y_n − λ_n)² ‖φ(x_n)‖²
+        Σ_n c_n g_n|_{j,r} = Σ_l (Σ_n c_n ρ_nr [x_nj = l]) J_j^(r)[l, :]
+
+    a few (B × K) and (K × L) products instead of B × D work: the same clipped sum
+    d3p's per-example path computes, much faster on a CPU.
+    """
+    log_likelihood, resp, one_hots, jacobians, jac_weights, design, residual = _record_terms(unconstrained, codes, outcome)
+    weights_grad = resp @ jac_weights  # (B, K-1), small
+    squared = jnp.sum(weights_grad**2, axis=1) + residual**2 * jnp.sum(design, axis=1)
+    for one_hot, jacobian in zip(one_hots, jacobians):
+        row_norms = jnp.sum(jacobian**2, axis=-1)  # (K, L)
+        squared = squared + jnp.sum(resp**2 * (one_hot @ row_norms.T), axis=1)
+    norms = jnp.sqrt(squared)
+    # Masked rows get factor 0 through `where`, so a NaN in a padded row cannot leak.
+    factor = jnp.where(valid, jnp.minimum(1.0, clip / jnp.maximum(norms, 1e-30)), 0.0)
+    weighted = factor[:, None] * resp  # (B, K)
+    sums = {"weights": jnp.sum(weighted, axis=0) @ jac_weights}
+    for feature, count, one_hot, jacobian in zip(FEATURES, LEVEL_COUNTS, one_hots, jacobians):
+        counts = weighted.T @ one_hot  # (K, L)
+        total = jnp.einsum("kl,kld->kd", counts, jacobian)
+        sums[f"probs_{feature}"] = total[:, 0] if count == 2 else total
+    sums["coef"] = design.T @ (factor * residual)
+    return jnp.where(valid, log_likelihood, 0.0), norms, sums
+
+
+def generative_model(
+    codes: jax.Array | None,
+    outcome: jax.Array | None,
+    *,
+    num_records: float | jax.Array = 1.0,
+    settings: ModelSettings = ModelSettings(),
+) -> None:
+    """The numpyro model. ``codes=None`` gives the prior alone (no likelihood sites).
+
+    Latent sites, in the order the guide flattens them: ``weights`` (K,),
+    ``probs_<feature>`` (K, L_j) — (K,) for the binary ``sex``, the probability of its
+    second level —, ``coef`` (P,).
+    """
+    k = settings.components
+    alpha = settings.dirichlet_concentration
+    weights = numpyro.sample("weights", dist.Dirichlet(jnp.full((k,), alpha)))
+    sample = {"weights": weights}
+    with numpyro.plate("components", k):
+        for feature, count in zip(FEATURES, LEVEL_COUNTS):
+            prior = dist.Beta(alpha, alpha) if count == 2 else dist.Dirichlet(jnp.full((count,), alpha))
+            sample[f"probs_{feature}"] = numpyro.sample(f"probs_{feature}", prior)
+    coef = numpyro.sample(
+        "coef", dist.Normal(0.0, settings.coef_prior_scale).expand([COEFFICIENT_COUNT]).to_event(1)
+    )
+    if codes is None:
+        return
+    batch = codes.shape[0]
+    with numpyro.plate("records", batch), numpyro.handlers.scale(scale=num_records / batch):
+        numpyro.sample("features", FeatureMixture(weights, feature_probabilities(sample)), obs=codes)
+        numpyro.sample("outcome", dist.Poisson(jnp.exp(log_rate(coef, codes))), obs=outcome)
+
+
+def make_guide(model=generative_model, init_scale: float = 0.1) -> AutoDiagonalNormal:
+    """AutoDiagonalNormal over the model's latent vector, initial scale ``init_scale``.
+
+    Initial locations: numpyro's default ``init_to_uniform`` (uniform in (-2, 2) on the
+    unconstrained scale), drawn from the fit's seed.
+    """
+    if not init_scale > 0:
+        raise InputError(f"generator.init_scale: {init_scale!r}; expected > 0")
+    return AutoDiagonalNormal(model, init_scale=init_scale)
