@@ -105,6 +105,9 @@ def _party_colors(parties: Iterable[str]) -> dict[str, tuple]:
 
 # --- Pooled coefficients vs the simulated ground truth ------------------------------------
 
+COEF_MARGIN = 1.0
+"""The coefficient panels' y-axis reaches this far (log relative risk) beyond the truth."""
+
 def reference_levels(terms: Iterable[str]) -> dict[str, str | None]:
     """Each feature's reference level in a fit with these terms: its one level without a term.
 
@@ -192,27 +195,41 @@ def coefficient_figure(coef_path: str | Path, truth_path: str | Path, settings: 
     setting: one panel for local only, one for combined with all others; a point per
     (party, term), coloured by feature; the intercept is left out of the panels (its
     scale differs) but kept in the table, which covers every setting of the run.
+
+    The y-axis spans the truth ± ``COEF_MARGIN``: a level without positive outcomes in
+    the data drives its estimate towards -∞ (about -20 where the fit stops), which would
+    flatten every other point. Such points are drawn as triangles on the axis edge and
+    counted in the panel title (▲ above, ▼ below); the summary is the median absolute error, robust to them.
     """
     errors = coefficient_errors(read_coef(coef_path), read_truth(truth_path))
     table = coefficient_table(errors)
     at = table[(table["scenario"] == settings["scenario"]) & (table["epsilon"] == float(settings["epsilon"]))
                & (table["fraction"] == float(settings["fraction"])) & (table["term"] != "Intercept")]
-    figure, axes = new_figure(9.6, 4.6, 1, 2, sharex=True, sharey=True)
+    figure, axes = new_figure(9.6, 4.8, 1, 2, sharex=True, sharey=True)
     cmap = _party_colors(FEATURES)
+    low = float(at["truth"].min()) - COEF_MARGIN if len(at) else -1.0
+    high = float(at["truth"].max()) + COEF_MARGIN if len(at) else 1.0
     for ax, stage in zip(axes.flat, ("local only", "combined")):
         panel = at[at["stage"] == stage]
         for feature in FEATURES:
             points = panel[panel["term"].str.startswith(f"{feature}[")]
-            ax.scatter(points["truth"], points["estimate"], s=12, alpha=0.75, color=cmap[feature], label=feature,
-                       edgecolors="none")
-        rmse = float(np.sqrt(np.mean((panel["estimate"] - panel["truth"]) ** 2))) if len(panel) else float("nan")
-        ax.set_title(f"{stage}: RMSE of the seed-mean estimates {rmse:.3f}")
+            inside = points["estimate"].between(low, high)
+            ax.scatter(points.loc[inside, "truth"], points.loc[inside, "estimate"], s=12, alpha=0.75,
+                       color=cmap[feature], label=feature, edgecolors="none")
+            for marker, side in (("v", points["estimate"] < low), ("^", points["estimate"] > high)):
+                ax.scatter(points.loc[side, "truth"], np.full(int(side.sum()), low if marker == "v" else high), s=22,
+                           alpha=0.9, color=cmap[feature], marker=marker, edgecolors="none", clip_on=False)
+        beyond = int((~panel["estimate"].between(low, high)).sum())
+        error = float(np.median(np.abs(panel["estimate"] - panel["truth"]))) if len(panel) else float("nan")
+        note = f", {beyond} off axis (▲▼)" if beyond else ""
+        ax.set_title(f"{stage}: median |error| {error:.3f}{note}")
         ax.set_xlabel("true log relative risk (party's reference coding)")
         ax.grid(linewidth=0.3, alpha=0.6)
+    axes[0, 0].set_ylim(low, high)
     axes[0, 0].set_ylabel("pooled estimate, mean over seeds")
     for ax in axes.flat:
-        low, high = ax.get_xlim()
-        ax.plot([low, high], [low, high], color="black", linestyle="--", linewidth=0.8)
+        x_low, x_high = ax.get_xlim()
+        ax.plot([x_low, x_high], [x_low, x_high], color="black", linestyle="--", linewidth=0.8)
     figure.legend(handles=axes[0, 0].get_legend_handles_labels()[0], loc="outside lower center", ncols=len(FEATURES),
                   frameon=False)
     figure.suptitle(f"Coefficients vs simulated truth ({settings['scenario']}, ε = {fmt(settings['epsilon'])}, "
