@@ -160,13 +160,18 @@ def fabricate_run(results: Path, config: dict, effects: Effects = Effects(), dra
     (results / "data/truth.json").write_text(json.dumps({"coefficients": truth, "source": "test fixture"}))
     rng = np.random.default_rng(3)
     paths = elbo_paths(config, results)
+    ledger = []
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
+        size = int(rng.integers(100, 1000))
         epochs = np.arange(1, 21)
-        pd.DataFrame({"epoch": epochs, "elbo": -3000 - 2000 * np.exp(-epochs / 5) + 20 * rng.standard_normal(20)}).to_csv(
-            path, index=False)
+        elbo = size * (-5 - 3 * np.exp(-epochs / 5) + 0.02 * rng.standard_normal(20))
+        pd.DataFrame({"epoch": epochs, "elbo": elbo}).to_csv(path, index=False)
+        fit = path.parent.relative_to(results / "generator").parts  # scenario, eps<ε>, f<f>, seed<seed>, party
+        ledger.append({"scenario": fit[0], "party": fit[4], "epsilon_target": float(fit[1][3:]),
+                       "fraction": float(fit[2][1:]), "seed": int(fit[3][4:]), "N": size, "sigma": 1.0})
     (results / "privacy").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"party": ["Barts"], "epsilon_target": [1.0]}).to_csv(results / "privacy/ledger.csv", index=False)
+    pd.DataFrame(ledger).to_csv(results / "privacy/ledger.csv", index=False)
     return {"ll": analysis / "ll.parquet", "reference": analysis / "reference.parquet", "coef": analysis / "coef.parquet",
             "truth": results / "data/truth.json", "elbo": [str(p) for p in paths], "ledger": results / "privacy/ledger.csv"}
 

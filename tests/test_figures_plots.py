@@ -184,3 +184,12 @@ def test_reference_needs_exactly_one_row(smoke_config, tmp_path):
     pd.DataFrame({"evaluation": ["skew_eval"], "ll": [-0.6]}).to_parquet(inputs["reference"])
     with pytest.raises(InputError, match=r"reference\.parquet: evaluation = 'global_test' has 0 rows"):
         render_product(requested_products(smoke_config)[0], inputs)
+
+
+def test_elbo_needs_every_fit_in_the_ledger(smoke_config, tmp_path):
+    inputs = fabricate_run(tmp_path / "results/smoke", smoke_config)
+    ledger = pd.read_csv(inputs["ledger"])
+    ledger[ledger["party"] != "Oxford"].to_csv(inputs["ledger"], index=False)
+    elbo = next(p for p in requested_products(smoke_config) if p.name == "elbo")
+    with pytest.raises(InputError, match=r"ledger\.csv: no ledger row for the generator fit .*Oxford"):
+        render_product(elbo, inputs)

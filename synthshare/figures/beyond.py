@@ -14,7 +14,8 @@ import pandas as pd
 from synthshare.figures.boxplots import COMBINED, LOCAL, Box, draw_boxes, figure_legend, finish_axis, new_figure
 from synthshare.figures.output import Rendered
 from synthshare.figures.paper import epsilon_figure
-from synthshare.figures.readers import read_coef, read_elbo_traces, read_reference, read_truth
+from synthshare.errors import InputError
+from synthshare.figures.readers import read_coef, read_elbo_traces, read_fit_sizes, read_reference, read_truth
 from synthshare.figures.samples import local_and_combined
 from synthshare.figures.stats import compare
 from synthshare.naming import format_number as fmt, uniform_parties, uniform_scenario
@@ -63,11 +64,22 @@ def party_count_figure(ll: str | Path, reference: str | Path, settings: dict[str
 
 # --- ELBO traces ------------------------------------------------------------------------------
 
-def elbo_figure(elbo_paths: Sequence[str | Path], settings: dict[str, Any], name: str) -> Rendered:
-    """The generators' ELBO per epoch: a panel per (scenario, ε, f), a line per party
-    (mean over seeds, shaded between the seeds' minimum and maximum). No table.
+def elbo_figure(elbo_paths: Sequence[str | Path], ledger: str | Path, settings: dict[str, Any], name: str) -> Rendered:
+    """The generators' ELBO per epoch and record: a panel per (scenario, ε, f), a line per
+    party (mean over seeds, shaded between the seeds' minimum and maximum). No table.
+
+    ``elbo.csv`` holds the full-data ELBO (a sum over the party's N records); divided by
+    N from the privacy ledger, parties of different sizes share one scale.
     """
     traces = read_elbo_traces(elbo_paths)
+    keys = ["scenario", "party", "epsilon", "fraction", "seed"]
+    sizes = read_fit_sizes(ledger)
+    traces = traces.merge(sizes, on=keys, how="left", validate="many_to_one")
+    unmatched = traces.loc[traces["N"].isna(), keys].drop_duplicates()
+    if len(unmatched):
+        fit = unmatched.iloc[0].to_dict()
+        raise InputError(f"{ledger}: no ledger row for the generator fit {fit}; expected one per elbo.csv")
+    traces["elbo"] = traces["elbo"] / traces["N"]
     keys = sorted(traces[["scenario", "epsilon", "fraction"]].drop_duplicates().itertuples(index=False, name=None))
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
@@ -86,12 +98,12 @@ def elbo_figure(elbo_paths: Sequence[str | Path], settings: dict[str, Any], name
                                 linewidth=0)
         ax.set_title(f"{scenario}, ε = {fmt(epsilon)}, f = {fmt(fraction)}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("ELBO")
+        ax.set_ylabel("ELBO per record")
         ax.grid(linewidth=0.3, alpha=0.6)
     handles = [ax.plot([], [], color=colors[p], label=p)[0] for p in parties]
     figure.legend(handles=handles, loc="outside right center", frameon=False, fontsize=7,
                   ncols=1 if len(parties) <= 20 else 2)
-    figure.suptitle("Generator training: ELBO per epoch (line: mean over seeds; band: seed range)", fontsize=10)
+    figure.suptitle("Generator training: ELBO per record and epoch (line: mean over seeds; band: seed range)", fontsize=10)
     return Rendered({name: figure}, {})
 
 

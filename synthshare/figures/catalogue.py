@@ -105,7 +105,7 @@ def requested_products(config: dict) -> list[Product]:
     if party_counts:
         products.append(Product("ll_vs_parties", "Log-likelihood vs number of parties M", ("ll_vs_parties",), ("ll_vs_parties",), ("ll", "reference"), BEYOND_CATEGORY,
                                 {"party_counts": party_counts, "epsilon": ref_eps, "fraction": float(config["uniform"]["fraction"])}))
-    products.append(Product("elbo", "Generator ELBO traces", ("elbo",), (), ("elbo",), BEYOND_CATEGORY, {}))
+    products.append(Product("elbo", "Generator ELBO traces", ("elbo",), (), ("elbo", "ledger"), BEYOND_CATEGORY, {}))
     if config["cohort"]["source"] == "simulated":
         products.append(Product("coef_vs_truth", "Coefficients vs simulated truth", ("coef_vs_truth",), ("coef_vs_truth",), ("coef", "truth"), BEYOND_CATEGORY,
                                 {**base, "epsilon": ref_eps, "fraction": ref_frac}))

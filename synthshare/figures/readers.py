@@ -27,6 +27,8 @@ COEF_OPTIONAL = ("skew", "variant")
 """Written by the analysis stage besides the contract's columns: the skewed party's skew
 fraction (NaN elsewhere) and the model variant (``full`` | ``no_ethnicity``)."""
 ELBO_COLUMNS = ("epoch", "elbo")
+LEDGER_COLUMNS = ("scenario", "party", "epsilon_target", "fraction", "seed", "N")
+"""The privacy ledger's columns the figures use: which fit, and its number of records N."""
 
 _GENERATOR_DIR = re.compile(
     r"generator/(?P<scenario>[^/]+)/eps(?P<epsilon>[^/]+)/f(?P<fraction>[^/]+)/seed(?P<seed>\d+)/(?P<party>[^/]+)/elbo\.csv$"
@@ -145,3 +147,17 @@ def read_elbo_traces(paths: Iterable[str | Path]) -> pd.DataFrame:
         raise InputError("elbo traces: no elbo.csv given; expected one per generator fit")
     columns = ["scenario", "epsilon", "fraction", "seed", "party", "epoch", "elbo"]
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def read_fit_sizes(path: str | Path) -> pd.DataFrame:
+    """Each generator fit's number of records from the privacy ledger:
+    ``scenario, party, epsilon, fraction, seed, N``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; expected the generator stage's privacy ledger")
+    frame = pd.read_csv(path)
+    _require_columns(path, frame.columns, LEDGER_COLUMNS)
+    frame = frame.rename(columns={"epsilon_target": "epsilon"})[["scenario", "party", "epsilon", "fraction", "seed", "N"]]
+    if (frame["N"] <= 0).any():
+        raise InputError(f"{path}: column N has a value <= 0; expected each fit's number of records")
+    return frame

@@ -33,7 +33,7 @@ def render_product(product: Product, inputs: Mapping[str, Any]) -> Rendered:
         return _LL_PRODUCTS[product.name](Path(inputs["ll"]), Path(inputs["reference"]), settings, product.name)
     if product.name == "elbo":
         paths: Sequence[str] = inputs["elbo"]
-        return beyond.elbo_figure(list(paths), settings, product.name)
+        return beyond.elbo_figure(list(paths), inputs["ledger"], settings, product.name)
     if product.name == "coef_vs_truth":
         return beyond.coefficient_figure(Path(inputs["coef"]), Path(inputs["truth"]), settings, product.name)
     raise ValueError(f"no drawing function for product {product.name!r}")
