@@ -10,9 +10,15 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/analyse.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         data_outputs(),
+        rules.collect_ledger.output,
+        rules.analysis.input,
+        figure_targets(config),
     default_target: True

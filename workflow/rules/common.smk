@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from synthshare.config import check_config, load_schema
 from synthshare.errors import InputError
+from synthshare.figures.catalogue import figure_targets
 from synthshare.grid import centre_fractions, model_settings, parties_of as grid_parties_of, skew_enabled
 from synthshare.naming import format_number as fmt, uniform_parties
 
