@@ -24,8 +24,19 @@ Covariance, as ``fit(cov_type="HC1")`` computes it for a GLM: statsmodels' GLM r
 have no ``cov_HC1``, so ``get_robustcov_results`` falls back to
 ``cov_white_simple(use_correction=False)``: the sandwich H⁻¹ M H⁻¹ at the final β with
 H from ``model.hessian`` and M = Σ_i score_i score_iᵀ; **no n/(n − p) factor** (GLM
-"HC1" equals "HC0"; checked numerically). Per cell, Σ_i (y_i − μ_c)² = s_c(1 − 2μ_c) +
-n_c μ_c² (binary y), so M = Xᵀ diag(s(1 − 2μ) + nμ²) X.
+"HC1" equals "HC0"; checked numerically). Per cell, Σ_i (y_i − μ_c)² = n_c μ_c² −
+2 s_c μ_c + s_c (binary y), so M = Xᵀ diag(nμ² − 2sμ + s) X.
+
+Below machine ε statsmodels' Log link clips μ in its derivatives (``Link._clean``): the
+IRLS weight becomes ε²/μ, the working residual (y − μ)/ε, and the observed Hessian and
+score change likewise. Cells with μ < ε appear when several zero-positive levels meet;
+they are found and corrected one by one (``_clip_corrections``, ``_sandwich_weights``).
+
+Speed: every margin needed (score, Hessian, meat) is a margin of n ⊙ μ (or s ⊙ μ,
+n ⊙ μ²) with μ = exp(β₀) Π_f exp(β_f[x_f]) a product of per-level factors, so
+:class:`~synthshare.analysis.margins.FactorMargins` gets them from two small matrix
+products per fit without forming μ over the cells. Fits are solved in waves of
+``chunk``, ordered by their number of zero-positive levels (≈ 6 vs ≈ 20 iterations).
 
 Levels absent from a data set get no term (patsy on string columns builds columns
 only for observed levels): their coefficient is held at 0 and their variance is NaN.
@@ -42,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthshare.analysis.design import Design
-from synthshare.analysis.margins import MarginPlan
+from synthshare.analysis.margins import FactorMargins, MarginPlan
 
 MAX_ITER = 100
 """statsmodels' default ``maxiter`` for IRLS."""
@@ -54,7 +65,7 @@ _EPS = float(np.finfo(float).eps)
 """statsmodels' FLOAT_EPS: the Log link clips μ at this value in its derivatives."""
 _LOG_EPS = float(np.log(_EPS))
 _CHUNK = 256
-"""Fits per vectorised chunk: keeps the (2,240 × chunk) working tables in cache."""
+"""Fits per wave: the working set (2,240 cells x chunk) stays in cache."""
 
 
 @dataclass
@@ -86,13 +97,7 @@ class BatchFit:
 
 
 class PoissonBatchSolver:
-    """Fits the Poisson GLM of one :class:`Design` to many count tables at once.
-
-    The Newton iterations stream through a fixed number of slots (``chunk`` fits side
-    by side, batch-last): a fit that converges leaves its slot and the next fit enters,
-    so fits needing 5 iterations and fits needing 25 share the vectorised work without
-    idling, and the working tables are allocated once.
-    """
+    """Fits the Poisson GLM of one :class:`Design` to many count tables at once."""
 
     def __init__(self, design: Design, chunk: int = _CHUNK) -> None:
         self.design = design
@@ -100,11 +105,17 @@ class PoissonBatchSolver:
         self.chunk = int(chunk)
         self._design_matrix: np.ndarray | None = None
         self._cell_entries = self.plan.cell_entries()
-        # per cell, the terms its row of X has (intercept + one level per feature); P = none
+        shape = design.shape
         P = design.size
-        grids = [g.reshape(-1) for g in np.meshgrid(*[np.arange(L) for L in design.shape], indexing="ij")]
-        terms = [np.zeros_like(grids[0])] + [design.term_index[f][grid] for f, grid in enumerate(grids)]
-        self._cell_terms = np.where(np.stack(terms, axis=1) < 0, P, np.stack(terms, axis=1))
+        grids = [g.reshape(-1) for g in np.meshgrid(*[np.arange(L) for L in shape], indexing="ij")]
+        terms = np.stack([np.zeros_like(grids[0])] + [design.term_index[f][grid] for f, grid in enumerate(grids)], axis=1)
+        # per cell, the terms its row of X has (intercept + one level per feature); P = none
+        self._cell_terms = np.where(terms < 0, P, terms)
+        split = max(0, len(shape) - 2)
+        self._left_features, self._right_features = list(range(split)), list(range(split, len(shape)))
+        self._left = int(np.prod(shape[:split], dtype=int))
+        self._right = int(np.prod(shape[split:], dtype=int))
+        self._margins = FactorMargins(self.plan) if len(shape) >= 3 else None
 
     # -- public -------------------------------------------------------------------------
     def fit(self, counts: np.ndarray, max_iter: int = MAX_ITER, tol: float = TOL) -> BatchFit:
@@ -132,222 +143,211 @@ class PoissonBatchSolver:
         )
         if B == 0:
             return out
-        # batch-last float copies, made once: every later gather reads whole cell rows
-        cells = counts.reshape(B, -1, 2)
-        tables = _Tables(np.ascontiguousarray(cells[..., 0].T, dtype=np.float64),
-                         np.ascontiguousarray(cells[..., 1].T, dtype=np.float64))
-        start = _FirstSteps(B, P)
-        for first in range(0, B, self.chunk):
-            self._first_step(tables, out, start, first, min(B, first + self.chunk))
-        self._newton(tables, out, start, max_iter, tol)
+        cells = counts.reshape(B, self._left, self._right, 2)
+        n = np.ascontiguousarray(cells[..., 0], dtype=np.float64)
+        s = np.ascontiguousarray(cells[..., 1], dtype=np.float64)
+        start = self._first_step(n, s, out)
+        self._newton(n, s, out, start, max_iter, tol)
         for index in np.flatnonzero(start.singular):
             self._fit_rank_deficient(counts[index], out, int(index), max_iter, tol)
         return out
 
+    # -- margins --------------------------------------------------------------------------
+    def margins(self, n: np.ndarray, left: np.ndarray | None, right: np.ndarray | None) -> np.ndarray:
+        """(B, flat_size) margins of n ⊙ (left ⊗ right); see :class:`FactorMargins`."""
+        if self._margins is not None:
+            return self._margins.margins(n, left, right)
+        weights = n if left is None else n * left[:, :, None]
+        weights = weights if right is None else weights * right[:, None, :]
+        table = np.moveaxis(weights.reshape((n.shape[0],) + self.design.shape), 0, -1)
+        return np.ascontiguousarray(self.plan.flat_margins(table).T)
+
+    def factors(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, Λ) and (B, R): μ = left ⊗ right over (left, right) cells; exp(β₀) in left."""
+        effects = self.design.level_effects(beta)  # per feature (B, L_f)
+        left = np.exp(beta[:, :1])
+        for f in self._left_features:
+            left = (left[:, :, None] * np.exp(effects[f])[:, None, :]).reshape(beta.shape[0], -1)
+        right = np.ones((beta.shape[0], 1))
+        for f in self._right_features:
+            right = (right[:, :, None] * np.exp(effects[f])[:, None, :]).reshape(beta.shape[0], -1)
+        return left, right
+
     # -- step 1 -------------------------------------------------------------------------
-    def _first_step(self, tables: "_Tables", out: BatchFit, start: "_FirstSteps", offset: int, stop: int) -> None:
-        """Presence, Xᵀs and statsmodels' first WLS step from μ⁰ = (y + ȳ)/2, for a chunk.
+    def _first_step(self, n: np.ndarray, s: np.ndarray, out: BatchFit) -> "_FirstSteps":
+        """Presence, Xᵀs and statsmodels' first WLS step from μ⁰ = (y + ȳ)/2.
 
         μ⁰ takes two values (m₁ = (1 + ȳ)/2 on positives, m₀ = ȳ/2 on negatives), so the
         cell sums of w⁰ and w⁰z⁰ are linear in the margins of n and s.
         """
         plan = self.plan
-        shape = self.design.shape
-        n = tables.n[:, offset:stop].reshape(shape + (stop - offset,))
-        s = tables.s[:, offset:stop].reshape(shape + (stop - offset,))
-        B = stop - offset
-        n_flat = plan.flat_margins(n)
-        s_flat = plan.flat_margins(s)
-        total_n, total_s = n_flat[0], s_flat[0]
-        if (total_n <= 0).any() or (total_s <= 0).any():
-            bad = int(np.flatnonzero((total_n <= 0) | (total_s <= 0))[0])
-            raise ValueError(
-                f"table {offset + bad}: {int(total_n[bad])} records, {int(total_s[bad])} positives; "
-                "expected at least one record and one positive (statsmodels' IRLS fails on an all-negative outcome)"
-            )
-        rows = slice(offset, offset + B)
-        for f, ref in enumerate(self.design.reference):
-            out.reference_missing[rows] |= plan.one_way(n_flat, f)[ref] <= 0
-        present = plan.vector(n_flat) > 0
-        xs = plan.vector(s_flat)
-        out.present[rows] = present.T
-        out.zero_positive[rows] = (present & (xs == 0)).T
-        mask = present.astype(np.float64)
+        B = n.shape[0]
+        start = _FirstSteps(B, self.design.size, plan.flat_size)
+        for first in range(0, B, self.chunk):
+            rows = slice(first, min(B, first + self.chunk))
+            n_flat = self.margins(n[rows], None, None)
+            s_flat = self.margins(s[rows], None, None)
+            total_n, total_s = n_flat[:, 0], s_flat[:, 0]
+            if (total_n <= 0).any() or (total_s <= 0).any():
+                bad = int(np.flatnonzero((total_n <= 0) | (total_s <= 0))[0])
+                raise ValueError(
+                    f"table {first + bad}: {int(total_n[bad])} records, {int(total_s[bad])} positives; "
+                    "expected at least one record and one positive (statsmodels' IRLS fails on an all-negative outcome)"
+                )
+            for f, ref in enumerate(self.design.reference):
+                out.reference_missing[rows] |= n_flat[:, plan.one_way_index(f)[ref]] <= 0
+            present = n_flat[:, plan.vector_index] > 0
+            present[:, 0] = True
+            xs = s_flat[:, plan.vector_index]
+            out.present[rows] = present
+            out.zero_positive[rows] = present & (xs == 0)
+            mask = present.astype(np.float64)
 
-        ybar = total_s / total_n
-        m1, m0 = (1.0 + ybar) / 2.0, ybar / 2.0
-        c1 = m1 * np.log(m1) + 1.0 - m1  # w⁰z⁰ of a positive record: μ log μ + y − μ
-        c0 = m0 * np.log(m0) - m0
-        negative_flat = n_flat - s_flat
-        weight_flat = m1 * s_flat + m0 * negative_flat
-        rhs = plan.vector(c1 * s_flat + c0 * negative_flat)
-        beta, singular = _masked_solve(plan.gram(weight_flat), rhs, mask)
-        start.beta[rows] = beta.T
-        start.mask[rows] = mask.T
-        start.xs[rows] = xs.T
-        start.deviance[rows] = 2.0 * (total_s * (-np.log(m1) - 1.0 + m1) + (total_n - total_s) * m0)
-        start.singular[rows] = singular
+            ybar = (total_s / total_n)[:, None]
+            m1, m0 = (1.0 + ybar) / 2.0, ybar / 2.0
+            c1 = m1 * np.log(m1) + 1.0 - m1  # w⁰z⁰ of a positive record: μ log μ + y − μ
+            c0 = m0 * np.log(m0) - m0
+            negative_flat = n_flat - s_flat
+            weight_flat = m1 * s_flat + m0 * negative_flat
+            rhs = (c1 * s_flat + c0 * negative_flat)[:, plan.vector_index]
+            beta, singular = _masked_solve(self._gram(weight_flat), rhs, mask)
+            start.beta[rows] = beta
+            start.mask[rows] = mask
+            start.xs[rows] = xs
+            start.s_flat[rows] = s_flat
+            m1, m0 = m1[:, 0], m0[:, 0]
+            start.deviance[rows] = 2.0 * (total_s * (-np.log(m1) - 1.0 + m1) + (total_n - total_s) * m0)
+            start.singular[rows] = singular
+        return start
+
+    def _gram(self, flat: np.ndarray) -> np.ndarray:
+        P = self.design.size
+        return flat[:, self.plan.gram_index].reshape(flat.shape[0], P, P)
 
     # -- steps 2, 3, ... ----------------------------------------------------------------
-    def _newton(self, tables: "_Tables", out: BatchFit, start: "_FirstSteps", max_iter: int, tol: float) -> None:
+    def _newton(self, n: np.ndarray, s: np.ndarray, out: BatchFit, start: "_FirstSteps", max_iter: int,
+                tol: float) -> None:
         """Newton steps for all fits, in waves of ``chunk`` fits with similar expected lengths.
 
         Fits with a zero-positive level run about 20 iterations, the others about 6, so
         fits are ordered by their number of zero-positive levels and processed in waves
-        of neighbours: a wave rarely waits for one slow fit, and its tables are one
-        contiguous block of columns (no scattered copies). A wave is compacted when
-        fewer than half of its fits are still iterating.
+        of neighbours; a wave is compacted when fewer than half of its fits still iterate.
         """
         plan = self.plan
         candidates = np.flatnonzero(~start.singular)
         if candidates.size == 0:
             return
-        zero_positive = out.zero_positive[candidates].sum(axis=1)
-        order = candidates[np.argsort(zero_positive, kind="stable")]
-        # one full column permutation reads each cell row once (cheap); subsets would not be
-        n_sorted = np.take(tables.n, order, axis=1)
-        s_sorted = np.take(tables.s, order, axis=1)
-        final_beta = np.zeros((self.design.size, order.size))
-        final_flat = np.zeros((plan.flat_size, order.size))
+        order = candidates[np.argsort(out.zero_positive[candidates].sum(axis=1), kind="stable")]
+        done_fits: list[np.ndarray] = []
         for first in range(0, order.size, self.chunk):
-            block = slice(first, min(order.size, first + self.chunk))
-            slots = _Slots(self.design, n_sorted[:, block], s_sorted[:, block], np.arange(block.start, block.stop),
-                           order[block], start, plan.flat_size)
-            while slots.width:
-                mu = self._cell_means(slots.beta, slots.mu, slots.stages)
-                np.multiply(slots.n, mu, out=slots.expected)
-                plain = plan.flat_margins(slots.expected, out=slots.flat)
-                total = plain[0].copy()
-                gradient = slots.xs - plan.vector(plain)
-                flat = plain
-                if self._may_clip(slots.beta, slots.mask):
-                    flat = self._clip_corrections(slots, plain, gradient)
-                deviance = 2.0 * (total - slots.xs[0] - np.einsum("pb,pb->b", slots.beta, slots.xs))
+            fits = order[first : first + self.chunk]
+            wave = _Wave(fits, n[fits], s[fits], start)
+            while wave.fit.size:
+                left, right = self.factors(wave.beta)
+                flat = self.margins(wave.n, left, right)
+                total = flat[:, 0].copy()
+                gradient = wave.xs - flat[:, plan.vector_index]
+                if self._may_clip(wave.beta, wave.mask).any():
+                    flat = self._clip_corrections(wave, left, right, flat, gradient)
+                deviance = 2.0 * (total - wave.xs[:, 0] - np.einsum("bp,bp->b", wave.beta, wave.xs))
                 with np.errstate(invalid="ignore"):
-                    done = np.abs(deviance - slots.deviance) <= tol
-                finished = slots.live & (done | (slots.iteration >= max_iter))
+                    done = np.abs(deviance - wave.deviance) <= tol
+                finished = done | (wave.iteration >= max_iter)
                 if finished.any():
-                    where = np.flatnonzero(finished)
-                    position = slots.position[where]
-                    final_beta[:, position] = slots.beta[:, where]
-                    final_flat[:, position] = plain[:, where]
-                    out.iterations[slots.fit[where]] = slots.iteration[where]
-                    out.converged[slots.fit[where]] = done[where]
-                    slots.live[where] = False
-                if not slots.live.any():
-                    break
-                step, singular = _masked_solve(plan.gram(flat), gradient, slots.mask)
-                slots.beta += step
-                slots.deviance = deviance
-                slots.iteration += 1
-                bad = slots.live & singular
+                    index = wave.fit[finished]
+                    start.beta[index] = wave.beta[finished]
+                    out.iterations[index] = wave.iteration[finished]
+                    out.converged[index] = done[finished]
+                    done_fits.append(index)
+                step, singular = _masked_solve(self._gram(flat), gradient, wave.mask)
+                wave.beta += step
+                wave.deviance = deviance
+                wave.iteration += 1
+                bad = ~finished & singular
                 if bad.any():
                     # collinear columns appeared: redo these fits on the slow path
-                    start.singular[slots.fit[bad]] = True
-                    slots.live[bad] = False
-                if slots.live.sum() < slots.width // 2:
-                    slots = slots.compact(np.flatnonzero(slots.live))
-        for first in range(0, order.size, self.chunk):
-            block = slice(first, min(order.size, first + self.chunk))
-            fits = order[block]
-            keep = ~start.singular[fits]
-            self._sandwich(out, fits[keep], final_beta[:, block][:, keep], final_flat[:, block][:, keep],
-                           n_sorted[:, block][:, keep], s_sorted[:, block][:, keep], start.mask[fits[keep]].T)
+                    start.singular[wave.fit[bad]] = True
+                    done_fits.append(wave.fit[bad])
+                keep = ~finished & ~bad
+                if not keep.all():
+                    wave = wave.select(keep)
+        finished_fits = np.sort(np.concatenate(done_fits))
+        finished_fits = finished_fits[~start.singular[finished_fits]]
+        for first in range(0, finished_fits.size, self.chunk):
+            fits = finished_fits[first : first + self.chunk]
+            self._sandwich(out, fits, start.beta[fits], start.mask[fits], n[fits], s[fits], start.s_flat[fits])
 
-    def _may_clip(self, beta: np.ndarray, mask: np.ndarray) -> bool:
-        """Whether some fit may have a cell with μ < ε: a cheap bound η ≥ β₀ + Σ_f min_l β_f[l]."""
-        bound = beta[0].copy()
+    def _may_clip(self, beta: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(B,) whether a fit may have a cell with μ < ε: the bound η ≥ β₀ + Σ_f min_l β_f[l]."""
+        bound = beta[:, 0].copy()
         for index in self.design.term_index:
             terms = index[index >= 0]
-            bound += np.minimum(0.0, np.where(mask[terms] > 0, beta[terms], 0.0).min(axis=0))
-        return bool((bound < _LOG_EPS + 1.0).any())
+            bound += np.minimum(0.0, np.where(mask[:, terms] > 0, beta[:, terms], 0.0).min(axis=1))
+        return bound < _LOG_EPS + 1.0
 
-    def _clip_corrections(self, slots: "_Slots", flat: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    def _low_cells(self, fits: np.ndarray, left: np.ndarray, right: np.ndarray, n: np.ndarray):
+        """(rows, cells, μ) of occupied cells with μ < ε among the given fits (rows index the batch)."""
+        if fits.size == 0:
+            return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
+        mu = left[fits][:, :, None] * right[fits][:, None, :]
+        rows, cells = np.nonzero(((mu < _EPS) & (n[fits] > 0)).reshape(fits.size, -1))
+        return fits[rows], cells, mu.reshape(fits.size, -1)[rows, cells]
+
+    def _clip_corrections(self, wave: "_Wave", left: np.ndarray, right: np.ndarray, flat: np.ndarray,
+                          gradient: np.ndarray) -> np.ndarray:
         """Apply statsmodels' Log-link clipping (μ < ε) to the Gram margins and the gradient.
 
         Below ε the IRLS weight is ε²/μ instead of μ and the working residual is
         (y − μ)/ε instead of (y − μ)/μ: per cell nμ·(r² − 1) more weight and
-        (s − nμ)(r − 1) more gradient, r = ε/μ. Only the few affected cells are touched.
+        (s − nμ)(r − 1) more gradient, r = ε/μ. Only the affected cells are touched.
         """
-        low = np.less(slots.mu, _EPS, out=slots.low)
-        low &= slots.n > 0
-        if not low.any():
+        rows, cells, mu = self._low_cells(np.flatnonzero(self._may_clip(wave.beta, wave.mask)), left, right, wave.n)
+        if rows.size == 0:
             return flat
-        cells, columns = np.nonzero(low.reshape(-1, slots.width))
-        mu = slots.mu.reshape(-1, slots.width)[cells, columns]
-        expected = slots.expected.reshape(-1, slots.width)[cells, columns]
-        positives = slots.s.reshape(-1, slots.width)[cells, columns]
+        n = wave.n.reshape(wave.n.shape[0], -1)[rows, cells]
+        s = wave.s.reshape(wave.s.shape[0], -1)[rows, cells]
+        expected = n * mu
         ratio = _clip_ratio(mu)
         corrected = flat.copy()
-        np.add.at(corrected, (self._cell_entries[cells], columns[:, None]), (expected * (ratio * ratio - 1.0))[:, None])
-        extended = np.zeros((gradient.shape[0] + 1, gradient.shape[1]))
-        np.add.at(extended, (self._cell_terms[cells], columns[:, None]), ((positives - expected) * (ratio - 1.0))[:, None])
-        gradient += extended[:-1]
+        np.add.at(corrected, (rows[:, None], self._cell_entries[cells]), (expected * (ratio * ratio - 1.0))[:, None])
+        extended = np.zeros((gradient.shape[0], gradient.shape[1] + 1))
+        np.add.at(extended, (rows[:, None], self._cell_terms[cells]), ((s - expected) * (ratio - 1.0))[:, None])
+        gradient += extended[:, :-1]
         return corrected
 
-    def _cell_means(self, beta: np.ndarray, out: np.ndarray | None = None,
-                    stages: list[np.ndarray] | None = None) -> np.ndarray:
-        """(L_1, ..., L_q, B) μ_c = exp(β₀) Π_f exp(β_f[x_f]): products of exps, no per-cell exp."""
-        effects = self.design.level_effects(beta.T)  # per feature (B, L_f)
-        mu = np.exp(beta[0])
-        last = len(effects) - 1
-        for f, effect in enumerate(effects):
-            factor = np.exp(effect.T)  # (L_f, B)
-            target = out if f == last else (stages[f] if stages is not None else None)
-            mu = np.multiply(mu[..., None, :], factor, out=target)
-        return mu
-
-    def _sandwich(self, out: BatchFit, fits: np.ndarray, beta: np.ndarray, hessian_flat: np.ndarray,
-                  n: np.ndarray, s: np.ndarray, mask: np.ndarray) -> None:
+    def _sandwich(self, out: BatchFit, fits: np.ndarray, beta: np.ndarray, mask: np.ndarray, n: np.ndarray,
+                  s: np.ndarray, s_flat: np.ndarray) -> None:
         """Store coefficients and the HC sandwich H⁻¹ M H⁻¹ at the final β of some fits.
 
-        Args:
-            fits: (b,) their indices; beta, mask: (P, b); hessian_flat: (flat_size, b) the
-                margins of nμ at the final β; n, s: (cells, b) their tables.
+        Hessian margins: n ⊙ μ; meat: Σ(y − μ)² = nμ² − 2sμ + s per cell, i.e. the margins
+        of n ⊙ μ², s ⊙ μ and s, each a factorised margin.
         """
-        if fits.size == 0:
-            return
-        plan = self.plan
-        shape = self.design.shape
-        b = fits.size
-        n = n.reshape(shape + (b,))
-        s = s.reshape(shape + (b,))
-        mu = self._cell_means(beta)
-        # Σ_i (y_i − μ)² per cell = (n − s)μ² + s(1 − μ)² for binary y (in place: big tables)
-        meat_weight = np.subtract(n, s)
-        meat_weight *= mu
-        meat_weight *= mu
-        residual = np.subtract(1.0, mu)
-        residual *= residual
-        residual *= s
-        meat_weight += residual
-        meat_flat = plan.flat_margins(meat_weight)
-        if self._may_clip(beta, mask):
-            low = (mu < _EPS) & (n > 0)
-            if low.any():
-                hessian_flat = hessian_flat.copy()
-                cells, columns = np.nonzero(low.reshape(-1, b))
-                mu_low = mu.reshape(-1, b)[cells, columns]
-                n_low = n.reshape(-1, b)[cells, columns]
-                h_exact, m_exact = _sandwich_weights(mu_low, n_low, s.reshape(-1, b)[cells, columns])
-                entries = (self._cell_entries[cells], columns[:, None])
-                np.add.at(hessian_flat, entries, (h_exact - n_low * mu_low)[:, None])
-                np.add.at(meat_flat, entries, (m_exact - meat_weight.reshape(-1, b)[cells, columns])[:, None])
+        left, right = self.factors(beta)
+        hessian_flat = self.margins(n, left, right)
+        meat_flat = self.margins(n, left * left, right * right) - 2.0 * self.margins(s, left, right) + s_flat
+        rows, cells, mu = self._low_cells(np.flatnonzero(self._may_clip(beta, mask)), left, right, n)
+        if rows.size:
+            n_low = n.reshape(n.shape[0], -1)[rows, cells]
+            s_low = s.reshape(s.shape[0], -1)[rows, cells]
+            h_exact, m_exact = _sandwich_weights(mu, n_low, s_low)
+            entries = (rows[:, None], self._cell_entries[cells])
+            np.add.at(hessian_flat, entries, (h_exact - n_low * mu)[:, None])
+            np.add.at(meat_flat, entries, (m_exact - (n_low * mu * mu - 2.0 * s_low * mu + s_low))[:, None])
         P = self.design.size
-        eye = np.eye(P)[..., None]
-        both = mask[:, None, :] * mask[None, :, :]
-        hessian = plan.gram(hessian_flat) * both + eye * (1.0 - mask[None, :, :])
-        meat = plan.gram(meat_flat) * both
-        h = np.moveaxis(hessian, -1, 0)  # batch-first for the small dense algebra
-        m = np.moveaxis(meat, -1, 0)
+        both = mask[:, :, None] * mask[:, None, :]
+        hessian = self._gram(hessian_flat) * both
+        diagonal = np.einsum("bii->bi", hessian)
+        diagonal += 1.0 - mask  # absent terms: identity rows
+        meat = self._gram(meat_flat) * both
         with np.errstate(all="ignore"):
             try:
-                bread = np.linalg.inv(h)
+                bread = np.linalg.inv(hessian)
             except np.linalg.LinAlgError:
-                bread = np.stack([np.linalg.pinv(x) for x in h])
-            var = np.einsum("bij,bjk,bik->bi", bread, m, bread)
-        out.coef[fits] = (beta * mask).T
-        out.var[fits] = np.where(mask.T > 0, var, np.nan)
+                bread = np.stack([np.linalg.pinv(x) for x in hessian])
+            var = (np.matmul(bread, meat) * bread).sum(axis=2)  # diag(A M Aᵀ), A symmetric
+        out.coef[fits] = beta * mask
+        out.var[fits] = np.where(mask > 0, var, np.nan)
+        del P
 
     # -- slow path: collinear present columns -------------------------------------------
     def design_matrix(self) -> np.ndarray:
@@ -400,59 +400,37 @@ class PoissonBatchSolver:
         out.rank_deficient[index] = True
 
 
-class _Tables:
-    """All count tables of a call, batch-last: (cells, B) records and positives as floats."""
-
-    def __init__(self, n: np.ndarray, s: np.ndarray) -> None:
-        self.n = n
-        self.s = s
-
-
 class _FirstSteps:
-    """Per-fit state after statsmodels' first IRLS step (batch-first)."""
+    """Per-fit state after statsmodels' first IRLS step (later: the final β)."""
 
-    def __init__(self, B: int, P: int) -> None:
+    def __init__(self, B: int, P: int, flat_size: int) -> None:
         self.beta = np.zeros((B, P))
         self.mask = np.zeros((B, P))
         self.xs = np.zeros((B, P))
+        self.s_flat = np.zeros((B, flat_size))
         self.deviance = np.zeros(B)
         self.singular = np.zeros(B, bool)
 
 
-class _Slots:
-    """The working set of one wave: ``width`` fits side by side (batch-last, contiguous)."""
+class _Wave:
+    """The fits of one wave that are still iterating (batch-first, contiguous)."""
 
-    def __init__(self, design: Design, n: np.ndarray, s: np.ndarray, position: np.ndarray, fit: np.ndarray,
-                 start: _FirstSteps, flat_size: int, copy: bool = True) -> None:
-        shape = design.shape
-        width = n.shape[1]
-        self.design = design
-        self.width = width
-        self.position = position  # column in the sorted tables
-        self.fit = fit  # index of the fit in the call
-        self.live = np.ones(width, bool)
-        self.n = np.ascontiguousarray(n).reshape(shape + (width,))
-        self.s = np.ascontiguousarray(s).reshape(shape + (width,))
-        self.low = np.empty(shape + (width,), bool)
-        self.mu = np.empty(shape + (width,))
-        self.expected = np.empty(shape + (width,))
-        self.stages = [np.empty(shape[: f + 1] + (width,)) for f in range(len(shape))]
-        self.flat = np.empty((flat_size, width))
-        if copy:
-            self.beta = start.beta[fit].T.copy()
-            self.mask = start.mask[fit].T.copy()
-            self.xs = start.xs[fit].T.copy()
+    def __init__(self, fit: np.ndarray, n: np.ndarray, s: np.ndarray, start: _FirstSteps | None) -> None:
+        self.fit = fit
+        self.n = n
+        self.s = s
+        if start is not None:
+            self.beta = start.beta[fit].copy()
+            self.mask = start.mask[fit]
+            self.xs = start.xs[fit]
             self.deviance = start.deviance[fit].copy()
-            self.iteration = np.ones(width, dtype=np.int64)
+            self.iteration = np.ones(fit.size, dtype=np.int64)
 
-    def compact(self, keep: np.ndarray) -> "_Slots":
-        """A narrower working set holding only the slots ``keep``."""
-        cells = (-1, self.width)
-        narrow = _Slots(self.design, self.n.reshape(cells)[:, keep], self.s.reshape(cells)[:, keep],
-                        self.position[keep], self.fit[keep], None, self.flat.shape[0], copy=False)
-        narrow.beta = self.beta[:, keep]
-        narrow.mask = self.mask[:, keep]
-        narrow.xs = self.xs[:, keep]
+    def select(self, keep: np.ndarray) -> "_Wave":
+        narrow = _Wave(self.fit[keep], self.n[keep], self.s[keep], None)
+        narrow.beta = self.beta[keep]
+        narrow.mask = self.mask[keep]
+        narrow.xs = self.xs[keep]
         narrow.deviance = self.deviance[keep]
         narrow.iteration = self.iteration[keep]
         return narrow
@@ -462,20 +440,21 @@ def _masked_solve(gram: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[
     """Solve gram · x = rhs per fit on the present terms (absent terms: x = 0).
 
     Args:
-        gram: (P, P, B) symmetric positive semi-definite.
-        rhs: (P, B).
-        mask: (P, B) 1.0 for present terms.
+        gram: (B, P, P) symmetric positive semi-definite.
+        rhs: (B, P).
+        mask: (B, P) 1.0 for present terms.
 
     Returns:
-        x: (P, B) and (B,) bool: a Cholesky pivot fell below ``_PIVOT_TOL`` of its
+        x: (B, P) and (B,) bool: a Cholesky pivot fell below ``_PIVOT_TOL`` of its
         diagonal entry (collinear present columns; x is then meaningless).
     """
-    P = gram.shape[0]
-    m = mask.T  # (B, P)
-    A = np.moveaxis(gram, -1, 0) * (m[:, :, None] * m[:, None, :])
+    P = gram.shape[1]
+    m = mask
+    A = gram * (m[:, :, None] * m[:, None, :])
     diagonal = np.einsum("bii->bi", A)
     diagonal += 1.0 - m  # absent terms: identity rows
-    b = rhs.T * m
+    diagonal = diagonal.copy()
+    b = rhs * m
     try:
         L = np.linalg.cholesky(A)
     except np.linalg.LinAlgError:
@@ -492,7 +471,7 @@ def _masked_solve(gram: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[
     x = np.empty_like(b)
     for j in reversed(range(P)):
         x[:, j] = (y[:, j] - np.einsum("bk,bk->b", L[:, j + 1 :, j], x[:, j + 1 :])) / L[:, j, j]
-    return (x * m).T, singular
+    return x * m, singular
 
 
 def _cholesky_flagging(A: np.ndarray) -> np.ndarray:

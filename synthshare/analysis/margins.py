@@ -222,6 +222,11 @@ class MarginPlan:
         columns += [self._offsets[(f, g)] + grids[f] * shape[g] + grids[g] for f, g in self._pairs]
         return np.stack(columns, axis=1)
 
+    def one_way_index(self, feature: int) -> np.ndarray:
+        """(L_f,) rows of the flat layout holding the ``feature``-th feature's one-way margin."""
+        start = self._offsets[(feature,)]
+        return np.arange(start, start + self.design.shape[feature])
+
     def one_way(self, flat: np.ndarray, feature: int) -> np.ndarray:
         """(L_f, B) one-way margin of the ``feature``-th modelled feature (reference level included)."""
         start = self._offsets[(feature,)]
@@ -268,3 +273,125 @@ def _plan_pair_sums(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], int]]
             available.add(source)
         pending.remove(target)
     return steps
+
+
+class FactorMargins:
+    """All margins of n ⊙ μ when μ factorises over the features, by small matrix products.
+
+    Batch-first. With the last two features on the "right" (R = L_{q−1}·L_q cells) and
+    the others on the "left" (Λ cells), a fit's records form an (Λ × R) matrix N and its
+    means μ = a ⊗ b (a over left cells, b over right cells; the intercept's exp(β₀)
+    folded into a). Then, with the fixed 0/1 matrices E = [1 | one-hot(q−1) | one-hot(q)]
+    (R × (1 + L_{q−1} + L_q)) and F = one-hot of every left feature (Λ × Σ_left L_f):
+
+        T = diag(a) N diag(b) E            (Λ × (1 + L_{q−1} + L_q)): per left cell, the
+                                             total and the per-level sums of the right features
+        Fᵀ T                               one-way margins of left features and the
+                                             left × right pairs
+        T[:, 0] and its left-pair sums      left × left pairs
+        (aᵀ N) ⊙ b                          the right pair (q−1, q)
+
+    The cell table is read twice (two batched matrix products), μ and n ⊙ μ are never
+    formed over the cells, and no exponential is taken per cell. Requires q ≥ 3.
+    """
+
+    def __init__(self, plan: MarginPlan) -> None:
+        design = plan.design
+        shape = design.shape
+        q = len(shape)
+        if q < 3:
+            raise ValueError("FactorMargins needs at least 3 features")
+        self.plan = plan
+        self.left_shape = shape[:-2]
+        self.left = math.prod(self.left_shape)
+        d, u = shape[-2:]
+        self.right_shape = (d, u)
+        self.right = d * u
+        rows = np.arange(self.right)
+        # E: right cell -> [1, its level of feature q−1, its level of feature q]
+        self.E = np.zeros((self.right, 1 + d + u))
+        self.E[:, 0] = 1.0
+        self.E[rows, 1 + rows // u] = 1.0
+        self.E[rows, 1 + d + rows % u] = 1.0
+        # F: left cell -> one-hot of each left feature's level
+        grids = [g.reshape(-1) for g in np.meshgrid(*[np.arange(L) for L in self.left_shape], indexing="ij")]
+        left_offsets = np.cumsum((0,) + self.left_shape[:-1])
+        self.FT = np.zeros((sum(self.left_shape), self.left))
+        for f, grid in enumerate(grids):
+            self.FT[left_offsets[f] + grid, np.arange(self.left)] = 1.0
+        # left x left pairs: left cell -> its (l, m) cell of each pair
+        left_pairs = list(itertools.combinations(range(q - 2), 2))
+        pair_sizes = [self.left_shape[f] * self.left_shape[g] for f, g in left_pairs]
+        pair_offsets = np.cumsum([0] + pair_sizes[:-1]) if pair_sizes else []
+        self.G = np.zeros((self.left, sum(pair_sizes)))
+        for (f, g), offset in zip(left_pairs, pair_offsets):
+            self.G[np.arange(self.left), offset + grids[f] * self.left_shape[g] + grids[g]] = 1.0
+        # right pair -> one-way margins of the two right features
+        self.H = np.zeros((self.right, d + u))
+        self.H[rows, rows // u] = 1.0
+        self.H[rows, d + rows % u] = 1.0
+
+        # gather map from the source vector [total | Fᵀ T | left pairs | right pair | right one-ways | 0]
+        width_t = 1 + d + u
+        src_ft = 1
+        src_lp = src_ft + sum(self.left_shape) * width_t
+        src_rp = src_lp + sum(pair_sizes)
+        src_ro = src_rp + self.right
+        src_zero = src_ro + d + u
+        self.source_size = src_zero + 1
+        offsets = plan._offsets
+        index = np.full(plan.flat_size, src_zero, dtype=np.intp)
+        index[0] = 0
+        for f in range(q - 2):
+            for l in range(shape[f]):
+                row = src_ft + (left_offsets[f] + l) * width_t
+                index[offsets[(f,)] + l] = row
+                for m in range(d):
+                    index[offsets[(f, q - 2)] + l * d + m] = row + 1 + m
+                for m in range(u):
+                    index[offsets[(f, q - 1)] + l * u + m] = row + 1 + d + m
+        for (f, g), offset in zip(left_pairs, pair_offsets):
+            size = self.left_shape[f] * self.left_shape[g]
+            index[offsets[(f, g)] : offsets[(f, g)] + size] = src_lp + offset + np.arange(size)
+        index[offsets[(q - 2, q - 1)] : offsets[(q - 2, q - 1)] + self.right] = src_rp + np.arange(self.right)
+        index[offsets[(q - 2,)] : offsets[(q - 2,)] + d] = src_ro + np.arange(d)
+        index[offsets[(q - 1,)] : offsets[(q - 1,)] + u] = src_ro + d + np.arange(u)
+        self.index = index
+
+    def margins(self, n: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Flat margins (``MarginPlan`` layout, batch-first) of n ⊙ (left ⊗ right).
+
+        Args:
+            n: (B, Λ, R) cell weights before the factors (e.g. records per cell).
+            left: (B, Λ) factor per left cell (the intercept factor included), or None for 1.
+            right: (B, R) factor per right cell, or None for 1.
+
+        Returns:
+            (B, flat_size).
+        """
+        B = n.shape[0]
+        E = self.E if right is None else right[:, :, None] * self.E  # (B, R, 1+d+u)
+        T = np.matmul(n, E)  # (B, Λ, 1+d+u)
+        if left is not None:
+            T *= left[:, :, None]
+        FT = np.matmul(self.FT, T)  # (B, Σ L_left, 1+d+u)
+        left_pairs = np.ascontiguousarray(T[:, :, 0]) @ self.G  # (B, Σ pairs); contiguous for BLAS
+        if left is None:
+            right_pair = n.sum(axis=1)
+        else:
+            right_pair = np.matmul(left[:, None, :], n)[:, 0]  # (B, R)
+        if right is not None:
+            right_pair *= right
+        right_one = right_pair @ self.H
+        source = np.empty((B, self.source_size))
+        d = self.right_shape[0]
+        source[:, 0] = right_one[:, :d].sum(axis=1)
+        stop = 1 + FT.shape[1] * FT.shape[2]
+        source[:, 1:stop] = FT.reshape(B, -1)
+        source[:, stop : stop + left_pairs.shape[1]] = left_pairs
+        stop += left_pairs.shape[1]
+        source[:, stop : stop + self.right] = right_pair
+        stop += self.right
+        source[:, stop : stop + right_one.shape[1]] = right_one
+        source[:, -1] = 0.0
+        return source[:, self.index]
