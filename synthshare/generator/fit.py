@@ -13,7 +13,7 @@ per-example guide draws depend on the capacity).
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Sequence
@@ -80,12 +80,12 @@ class PartyFit:
 
 
 def party_key(seed: int, scenario: str, party: str) -> strong_rng.PRNGState:
-    """The party's d3p (ChaCha20) key: the job seed, then the scenario/party name folded in.
+    """The party's d3p (ChaCha20) key: 256 bits of SHA-256 of ``"<seed>/<scenario>/<party>"``.
 
-    Independent of ε and f (common random numbers across them) and of the other parties.
+    Independent of ε and f (common random numbers across them) and of the other
+    parties. (Hashing rather than ChaCha's ``fold_in``, which is deprecated.)
     """
-    tag = zlib.crc32(f"{scenario}/{party}".encode()) & 0x7FFFFFFF
-    return strong_rng.fold_in(strong_rng.PRNGKey(int(seed)), tag)
+    return strong_rng.PRNGKey(hashlib.sha256(f"{int(seed)}/{scenario}/{party}".encode()).digest())
 
 
 def build_dpvi(settings: GeneratorSettings, sigma: float, capacity: int) -> PoissonDPSVI:
