@@ -244,11 +244,12 @@ class PoissonBatchSolver:
             wave = _Wave(fits, n[fits], s[fits], start)
             while wave.fit.size:
                 left, right = self.factors(wave.beta)
-                flat = self.margins(wave.n, left, right)
-                total = flat[:, 0].copy()
-                gradient = wave.xs - flat[:, plan.vector_index]
+                plain = self.margins(wave.n, left, right)  # of nμ: the Hessian where μ ≥ ε
+                total = plain[:, 0]
+                gradient = wave.xs - plain[:, plan.vector_index]
+                flat = plain
                 if self._may_clip(wave.beta, wave.mask).any():
-                    flat = self._clip_corrections(wave, left, right, flat, gradient)
+                    flat = self._clip_corrections(wave, left, right, plain, gradient)
                 deviance = 2.0 * (total - wave.xs[:, 0] - np.einsum("bp,bp->b", wave.beta, wave.xs))
                 with np.errstate(invalid="ignore"):
                     done = np.abs(deviance - wave.deviance) <= tol
@@ -256,6 +257,7 @@ class PoissonBatchSolver:
                 if finished.any():
                     index = wave.fit[finished]
                     start.beta[index] = wave.beta[finished]
+                    start.hessian_flat[index] = plain[finished]
                     out.iterations[index] = wave.iteration[finished]
                     out.converged[index] = done[finished]
                     done_fits.append(index)
@@ -275,7 +277,8 @@ class PoissonBatchSolver:
         finished_fits = finished_fits[~start.singular[finished_fits]]
         for first in range(0, finished_fits.size, self.chunk):
             fits = finished_fits[first : first + self.chunk]
-            self._sandwich(out, fits, start.beta[fits], start.mask[fits], n[fits], s[fits], start.s_flat[fits])
+            self._sandwich(out, fits, start.beta[fits], start.mask[fits], n[fits], s[fits], start.s_flat[fits],
+                           start.hessian_flat[fits])
 
     def _may_clip(self, beta: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(B,) whether a fit may have a cell with μ < ε: the bound η ≥ β₀ + Σ_f min_l β_f[l]."""
@@ -316,14 +319,14 @@ class PoissonBatchSolver:
         return corrected
 
     def _sandwich(self, out: BatchFit, fits: np.ndarray, beta: np.ndarray, mask: np.ndarray, n: np.ndarray,
-                  s: np.ndarray, s_flat: np.ndarray) -> None:
+                  s: np.ndarray, s_flat: np.ndarray, hessian_flat: np.ndarray) -> None:
         """Store coefficients and the HC sandwich H⁻¹ M H⁻¹ at the final β of some fits.
 
-        Hessian margins: n ⊙ μ; meat: Σ(y − μ)² = nμ² − 2sμ + s per cell, i.e. the margins
-        of n ⊙ μ², s ⊙ μ and s, each a factorised margin.
+        Hessian: the margins of n ⊙ μ at the final β (kept from the last iteration);
+        meat: Σ(y − μ)² = nμ² − 2sμ + s per cell, i.e. the margins of n ⊙ μ², s ⊙ μ and s,
+        each a factorised margin. Cells with μ < ε get statsmodels' clipped values.
         """
         left, right = self.factors(beta)
-        hessian_flat = self.margins(n, left, right)
         meat_flat = self.margins(n, left * left, right * right) - 2.0 * self.margins(s, left, right) + s_flat
         rows, cells, mu = self._low_cells(np.flatnonzero(self._may_clip(beta, mask)), left, right, n)
         if rows.size:
@@ -408,6 +411,7 @@ class _FirstSteps:
         self.mask = np.zeros((B, P))
         self.xs = np.zeros((B, P))
         self.s_flat = np.zeros((B, flat_size))
+        self.hessian_flat = np.zeros((B, flat_size))
         self.deviance = np.zeros(B)
         self.singular = np.zeros(B, bool)
 
