@@ -1,6 +1,6 @@
 """Rule fit_reference: the full-population fit (all training data) scored on each evaluation set.
 
-input.train, input.test and optionally input.skew_eval; output.reference
+input.train, input.test and input.skew_eval (a list: empty, or the skew evaluation set); output.reference
 (``evaluation, ll, records, train_records``) and output.coef (``term, coef, se``).
 """
 
@@ -13,8 +13,9 @@ from synthshare.runlog import logged_run
 def main(inputs, outputs, log_path) -> None:
     with logged_run(log_path) as log:
         evaluations = {"global_test": inputs.test}
-        if "skew_eval" in inputs.keys():
-            evaluations["skew_eval"] = inputs.skew_eval
+        skew_eval = list(inputs.skew_eval) if "skew_eval" in inputs.keys() else []
+        if skew_eval:
+            evaluations["skew_eval"] = skew_eval[0]
         reference, coef = fit_reference(
             read_records(inputs.train), {name: read_records(path) for name, path in evaluations.items()},
             source=str(inputs.train), sources={name: str(path) for name, path in evaluations.items()},

@@ -3,9 +3,7 @@
 # One job per (scenario, ε, f, seed) for every party of the scenario, one per seed for
 # the skewed party, one full-population reference, and a collector for the figures.
 
-
-def analysis_dir(scenario, epsilon, fraction, seed):
-    return f"{RESULTS}/analysis/{scenario}/eps{epsilon}/f{fraction}/seed{seed}"
+ANALYSIS_JOB = f"{RESULTS}/analysis/{{scenario}}/eps{{epsilon}}/f{{fraction}}/seed{{seed}}"
 
 
 rule analyse_scenario:
@@ -14,8 +12,8 @@ rule analyse_scenario:
         synthetic=lambda w: [synthetic_path(w.scenario, w.epsilon, w.fraction, w.seed, p) for p in parties_of(w.scenario)],
         test=rules.split.output.test,
     output:
-        ll=analysis_dir("{scenario}", "{epsilon}", "{fraction}", "{seed}") + "/ll.parquet",
-        coef=analysis_dir("{scenario}", "{epsilon}", "{fraction}", "{seed}") + "/coef.parquet",
+        ll=f"{ANALYSIS_JOB}/ll.parquet",
+        coef=f"{ANALYSIS_JOB}/coef.parquet",
     params:
         scenario=lambda w: w.scenario,
         parties=lambda w: parties_of(w.scenario),
@@ -68,21 +66,19 @@ rule analyse_skew:
         "../../scripts/analyse_skew.py"
 
 
-def reference_inputs(wildcards):
-    inputs = {"train": rules.split.output.train, "test": rules.split.output.test}
-    if SKEW:
-        inputs["skew_eval"] = f"{RESULTS}/data/skew/eval.parquet"
-    return inputs
-
-
 rule fit_reference:
     input:
-        unpack(reference_inputs),
+        train=rules.split.output.train,
+        test=rules.split.output.test,
+        # the skewed party's evaluation set, when the run has the skew experiment
+        skew_eval=[f"{RESULTS}/data/skew/eval.parquet"] if SKEW else [],
     output:
         reference=f"{RESULTS}/analysis/reference.parquet",
         coef=f"{RESULTS}/analysis/reference_coef.parquet",
     log:
         f"{RESULTS}/logs/analyse/fit_reference.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/analyse/fit_reference.tsv"
     threads: 1
     resources:
         mem_mb=attempt_scaled(2000),
@@ -100,6 +96,8 @@ rule collect_analysis:
         coef=f"{RESULTS}/analysis/coef.parquet",
     log:
         f"{RESULTS}/logs/analyse/collect_analysis.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/analyse/collect_analysis.tsv"
     threads: 1
     resources:
         mem_mb=attempt_scaled(2000),
