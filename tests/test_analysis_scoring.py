@@ -8,7 +8,7 @@ from scipy.special import gammaln
 from synthshare.analysis.cells import count_cells
 from synthshare.analysis.design import Design, most_frequent_levels
 from synthshare.analysis.scoring import EvaluationSet, draw_coefficients
-from synthshare.variables import FEATURE_LEVELS, FEATURES, OUTCOME
+from synthshare.variables import FEATURE_LEVELS, OUTCOME
 from tests.test_analysis_poisson import random_frame
 
 

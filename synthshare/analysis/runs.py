@@ -18,6 +18,8 @@ import pyarrow as pa
 from synthshare.analysis.cells import count_cells
 from synthshare.analysis.design import most_frequent_levels
 from synthshare.analysis.experiment import FitSummary, PartyExperiment, random_orders
+from synthshare.analysis.poisson import fit_poisson
+from synthshare.analysis.scoring import EvaluationSet
 from synthshare.analysis.tables import coef_table, ll_table
 from synthshare.errors import InputError
 from synthshare.naming import format_number
@@ -143,16 +145,12 @@ def fit_reference(train: pd.DataFrame, evaluations: Mapping[str, pd.DataFrame], 
         (reference, coef): ``evaluation, ll, records, train_records`` (ll at the MLE, per
         record) and ``term, coef, se``.
     """
-    from synthshare.analysis.design import Design
-    from synthshare.analysis.poisson import fit_poisson
-    from synthshare.analysis.scoring import EvaluationSet
-
     sources = dict(sources or {})
     fit = fit_poisson(train, most_frequent_levels(train), source=source)
     if fit.rank_deficient or not fit.converged:
         raise InputError(f"{source}: the full-population fit did not converge to a full-rank solution "
                          f"(rank deficient: {fit.rank_deficient}, converged: {fit.converged})")
-    design: Design = fit.design
+    design = fit.design
     full = np.array([fit.coef.get(name, 0.0) for name in design.names])
     rows = []
     for name, frame in evaluations.items():

@@ -1,0 +1,156 @@
+"""Analysis engine vs the study's statsmodels loop: agreement, fit throughput, paper-scale projection.
+
+1. Reduced grid (issue 4): one party, one seed, R orders, K synthetic sets, S draws,
+   run through the study's approach (per fit: concatenate the records, statsmodels
+   formula GLM with HC1, Rubin's rules, draws, per-record scoring; ``oracle.py``) and
+   through the engine (count tables, batched IRLS replay). Checks the log-likelihoods
+   agree draw by draw and prints the fit-throughput ratio.
+2. Projection: the engine on every party of the cohort for a few orders (realistic mix
+   of party sizes, hence of zero-positive levels and iteration counts); the measured
+   throughput projects the paper's configuration (16 parties x 10 seeds x R = 100 x
+   15 steps x K = 100 fits, S = 100 draws each), as independent single-threaded jobs,
+   one per core (how Snakemake runs the analysis rules). Peak memory: tracemalloc peak
+   of the projection run (numpy reports its buffers) and the process's max RSS.
+
+Data: the simulated cohort, each centre's 80 % training split subsampled to f; until the
+generator exists, a centre's synthetic sets are N_m records drawn with replacement from
+its training split. Timings on a shared machine are noisy: the best of ``--repeats`` is
+reported with the load average.
+
+    .venv/bin/python benchmarks/bench_analysis.py [--party Sheffield] [--orders 5] [--sets 20]
+        [--draws 100] [--fraction 0.1] [--projection-orders 2] [--repeats 3] [--skip-statsmodels]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as under Snakemake with threads: 1
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from synthshare.analysis.cells import count_cells  # noqa: E402
+from synthshare.analysis.design import most_frequent_levels  # noqa: E402
+from synthshare.analysis.experiment import PartyExperiment, random_orders  # noqa: E402
+from synthshare.analysis.oracle import statsmodels_party_experiment  # noqa: E402
+from synthshare.parties import subsample_nested  # noqa: E402
+from synthshare.simulate_cohort import load_parameters, simulate_cohort  # noqa: E402
+from synthshare.split import split_train_test  # noqa: E402
+from synthshare.variables import CENTRE_COLUMN, CENTRES  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = {"parties": 16, "seeds": 10, "orders": 100, "steps": 15, "sets": 100, "draws": 100}
+
+
+def load_data(fraction: float, sets: int, seed: int = 0):
+    """Local data per centre, K synthetic sets per centre (as frames), the global test set."""
+    cohort = simulate_cohort(load_parameters(REPO / "config/cohort_simulated.yaml"), 1.0, 20240716).frame
+    split = split_train_test(cohort, 0.2, 5, 11)
+    rng = np.random.default_rng(seed)
+    local, synthetic = {}, {}
+    for index, centre in enumerate(CENTRES):
+        train = split.train[split.train[CENTRE_COLUMN] == centre].reset_index(drop=True)
+        local[centre] = subsample_nested(train, [fraction], np.random.default_rng([12, index]))[fraction]
+        size = len(local[centre])
+        synthetic[centre] = [train.iloc[rng.integers(0, len(train), size)].reset_index(drop=True) for _ in range(sets)]
+    return local, synthetic, split.test
+
+
+def best_of(repeats: int, run):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return min(times), float(np.median(times)), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--party", default="Sheffield")
+    parser.add_argument("--orders", type=int, default=5)
+    parser.add_argument("--sets", type=int, default=20)
+    parser.add_argument("--draws", type=int, default=100)
+    parser.add_argument("--fraction", type=float, default=0.1)
+    parser.add_argument("--projection-orders", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-statsmodels", action="store_true")
+    args = parser.parse_args()
+
+    print(f"load average before: {os.getloadavg()}")
+    local, synthetic, test = load_data(args.fraction, max(args.sets, PAPER["sets"]))
+    others = [c for c in CENTRES if c != args.party]
+    reference = most_frequent_levels(local[args.party])
+    orders = random_orders(len(others), args.orders, np.random.default_rng([15, 0]))
+    counts = {c: np.stack([count_cells(s) for s in synthetic[c]]).astype(np.int32) for c in CENTRES}
+    test_counts = count_cells(test)
+    print(f"party {args.party}: {len(local[args.party])} local records (f = {args.fraction}); "
+          f"{len(others)} others; R = {args.orders}, K = {args.sets}, S = {args.draws}; test set {len(test)} records")
+
+    # 1. the reduced grid through both
+    fits = 2 + args.orders * len(others) * args.sets
+    engine = PartyExperiment(test_counts, args.draws)
+    other_counts = np.stack([counts[c][: args.sets] for c in others])
+
+    def run_engine():
+        return engine.run(count_cells(local[args.party]), other_counts, orders, reference, np.random.default_rng(7))
+
+    best, median, result = best_of(args.repeats, run_engine)
+    engine_rate = fits / best
+    print(f"engine:      {fits} fits in {best:.3f} s (median {median:.3f} s of {args.repeats}) = {engine_rate:,.0f} fits/s; "
+          f"{result.summary}")
+    if not args.skip_statsmodels:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            local_ll, combined = statsmodels_party_experiment(
+                local[args.party], [synthetic[c][: args.sets] for c in others], orders, reference, test, args.draws,
+                np.random.default_rng(7))
+            seconds = time.perf_counter() - start
+        sm_rate = fits / seconds
+        difference = max(
+            max(float(np.max(np.abs(result.local[v] - local_ll[v]) / np.abs(local_ll[v]))) for v in local_ll),
+            float(np.max(np.abs(result.combined - combined) / np.abs(combined))),
+        )
+        print(f"statsmodels: {fits} fits in {seconds:.1f} s = {sm_rate:,.1f} fits/s")
+        print(f"agreement:   max relative difference of the {result.combined.size + 2 * args.draws} log-likelihoods = {difference:.2e} "
+              f"({'OK' if difference < 1e-6 else 'MISMATCH'}, tolerance 1e-6)")
+        print(f"throughput ratio (engine / statsmodels loop): {engine_rate / sm_rate:,.0f}x (goal >= 300x)")
+
+    # 2. projection from every party, a few orders, the paper's K and S
+    paper_counts = {c: counts[c][: PAPER["sets"]] for c in CENTRES}
+    engine = PartyExperiment(test_counts, PAPER["draws"])
+    tracemalloc.start()
+    start = time.perf_counter()
+    total_fits = 0
+    summaries = []
+    for index, party in enumerate(CENTRES):
+        rest = [c for c in CENTRES if c != party]
+        party_orders = random_orders(len(rest), args.projection_orders, np.random.default_rng([15, index]))
+        run = engine.run(count_cells(local[party]), np.stack([paper_counts[c] for c in rest]), party_orders,
+                         most_frequent_levels(local[party]), np.random.default_rng([16, index]))
+        total_fits += run.summary.fits
+        summaries.append(run.summary)
+    seconds = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rate = total_fits / seconds
+    zero_positive = sum(s.with_zero_positive_level for s in summaries) / total_fits
+    paper_fits = PAPER["parties"] * PAPER["seeds"] * (PAPER["orders"] * PAPER["steps"] * PAPER["sets"] + 2)
+    projected = paper_fits / rate / 2  # two single-threaded jobs at a time on the 2 cores
+    print(f"projection:  {total_fits} fits (16 parties x {args.projection_orders} orders x 15 steps x K = 100, S = 100) "
+          f"in {seconds:.1f} s = {rate:,.0f} fits/s on one core; {zero_positive:.0%} of fits have a zero-positive level")
+    print(f"paper scale: {paper_fits:,} fits -> {projected / 60:.1f} min on 2 cores (goal <= 10 min); "
+          f"peak traced memory {peak / 2**20:.0f} MiB, max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
