@@ -97,3 +97,18 @@ def test_synthetic_sets_from_a_stacked_frame_match(toy):
     _, synthetic, counts, _ = toy
     stacked = pd.concat([s.assign(set=k) for k, s in enumerate(synthetic[0])], ignore_index=True)
     np.testing.assert_array_equal(count_sets(stacked, 3), counts[0])
+
+
+def test_data_without_positives_give_nan_not_a_crash():
+    """statsmodels raises on an all-negative outcome; the experiment records NaN for that
+    model and leaves such fits out of Rubin's rules."""
+    rng = np.random.default_rng(9)
+    local = random_frame(rng, 40)
+    local["covid_test_result"] = False
+    synth = np.stack([np.stack([count_cells(random_frame(rng, 100)) for _ in range(3)]) for _ in range(2)])
+    synth[0, 1, ..., 1] = 0  # with the local data: a combined set without positives
+    result = PartyExperiment(count_cells(random_frame(rng, 300)), 4).run(
+        count_cells(local), synth, random_orders(2, 2, rng), most_frequent_levels(local), rng)
+    assert np.isnan(result.local["full"]).all() and np.isnan(result.local["no_ethnicity"]).all()
+    assert np.isfinite(result.combined).all()
+    assert result.summary.failed == 3  # two local variants and one combined set

@@ -38,6 +38,11 @@ VARIANTS = ("full", "no_ethnicity")
 """Model variants: all five features; without ethnicity (Fig 4, local only)."""
 
 
+def _without_model(ll: np.ndarray, pooled: Pooled) -> np.ndarray:
+    """NaN log-likelihoods where no fit was possible (no intercept: no usable fit pooled)."""
+    return np.where(pooled.present[..., :1], ll, np.nan)
+
+
 def random_orders(others: int, orders: int, rng: np.random.Generator) -> np.ndarray:
     """(R, O) int: R independent random permutations of the O other parties (indices 0..O−1)."""
     return np.stack([rng.permutation(others) for _ in range(orders)]) if orders else np.zeros((0, others), np.int64)
@@ -50,14 +55,16 @@ class FitSummary:
     fits: int = 0
     not_converged: int = 0
     rank_deficient: int = 0
+    failed: int = 0
     with_zero_positive_level: int = 0
     rubin_fallback_terms: int = 0
     pooled_terms: int = 0
 
     def add(self, batch: BatchFit) -> None:
         self.fits += batch.coef.shape[0]
-        self.not_converged += int((~batch.converged).sum())
+        self.not_converged += int((~batch.converged & ~batch.failed).sum())
         self.rank_deficient += int(batch.rank_deficient.sum())
+        self.failed += int(batch.failed.sum())
         self.with_zero_positive_level += int(batch.zero_positive.any(axis=1).sum())
 
     def add_pooled(self, pooled: Pooled) -> None:
@@ -132,7 +139,7 @@ class PartyExperiment:
             # a single fit: Rubin's rules with K = 1 reduce to its own coefficients and variances
             pooled = pool_rubin(batch.coef[:, None], batch.var[:, None], batch.present[:, None])
             coef = draw_coefficients(pooled.mean, pooled.var, pooled.present, self.draws, draw_rng)
-            local[variant] = self._evaluation(variant_design).loglik(coef)[0]
+            local[variant] = _without_model(self._evaluation(variant_design).loglik(coef), pooled)[0]
             coef_local[variant], var_local[variant], present_local[variant] = batch.coef[0], batch.var[0], batch.present[0]
 
         others, sets = synthetic_counts.shape[:2]
@@ -174,7 +181,7 @@ class PartyExperiment:
                 steps = [pooled_by_set[frozenset(order[: j + 1].tolist())] for j in range(others)]
                 mean, var, present = (np.stack(part) for part in zip(*steps))
                 coef = draw_coefficients(mean, var, present, self.draws, draw_rng)
-                combined[r] = evaluation.loglik(coef)
+                combined[r] = np.where(present[:, :1], evaluation.loglik(coef), np.nan)
                 last_mean[r] = mean[-1]
         if orders.shape[0]:
             coef_last, var_last, present_last = pooled_by_set[frozenset(range(others))]

@@ -84,6 +84,8 @@ class BatchFit:
         reference_missing: (B,) a reference level has no records; statsmodels (patsy)
             refuses such a fit ("specified level ... not found"); the coefficients here
             then use the absent reference anyway and mean nothing.
+        failed: (B,) no record or no positive: statsmodels raises (its first deviance is
+            NaN); coefficients and variances are NaN and no term is present.
     """
 
     coef: np.ndarray
@@ -94,6 +96,7 @@ class BatchFit:
     converged: np.ndarray
     rank_deficient: np.ndarray
     reference_missing: np.ndarray
+    failed: np.ndarray
 
 
 class PoissonBatchSolver:
@@ -123,7 +126,7 @@ class PoissonBatchSolver:
 
         Args:
             counts: (B, L_1, ..., L_q, 2) records and positives per cell (``cells.py``).
-                Every table needs at least one record and one positive (statsmodels
+                A table without records or positives is marked ``failed`` (statsmodels
                 fails on an all-negative outcome: its first deviance is NaN).
 
         Returns:
@@ -139,7 +142,7 @@ class PoissonBatchSolver:
             coef=np.zeros((B, P)), var=np.full((B, P), np.nan), present=np.zeros((B, P), bool),
             zero_positive=np.zeros((B, P), bool), iterations=np.zeros(B, np.int64),
             converged=np.zeros(B, bool), rank_deficient=np.zeros(B, bool),
-            reference_missing=np.zeros(B, bool),
+            reference_missing=np.zeros(B, bool), failed=np.zeros(B, bool),
         )
         if B == 0:
             return out
@@ -147,9 +150,13 @@ class PoissonBatchSolver:
         n = np.ascontiguousarray(cells[..., 0], dtype=np.float64)
         s = np.ascontiguousarray(cells[..., 1], dtype=np.float64)
         start = self._first_step(n, s, out)
+        start.singular &= ~out.failed
         self._newton(n, s, out, start, max_iter, tol)
         for index in np.flatnonzero(start.singular):
             self._fit_rank_deficient(counts[index], out, int(index), max_iter, tol)
+        out.coef[out.failed] = np.nan
+        out.var[out.failed] = np.nan
+        out.zero_positive[out.failed] = False
         return out
 
     # -- margins --------------------------------------------------------------------------
@@ -187,17 +194,18 @@ class PoissonBatchSolver:
             rows = slice(first, min(B, first + self.chunk))
             n_flat = self.margins(n[rows], None, None)
             s_flat = self.margins(s[rows], None, None)
+            failed = (n_flat[:, 0] <= 0) | (s_flat[:, 0] <= 0)
+            out.failed[rows] = failed
+            # statsmodels raises on these (its first deviance is NaN); give them a
+            # harmless stand-in here and blank them out at the end
+            n_flat[failed, 0] = 2.0
+            s_flat[failed, 0] = 1.0
             total_n, total_s = n_flat[:, 0], s_flat[:, 0]
-            if (total_n <= 0).any() or (total_s <= 0).any():
-                bad = int(np.flatnonzero((total_n <= 0) | (total_s <= 0))[0])
-                raise ValueError(
-                    f"table {first + bad}: {int(total_n[bad])} records, {int(total_s[bad])} positives; "
-                    "expected at least one record and one positive (statsmodels' IRLS fails on an all-negative outcome)"
-                )
             for f, ref in enumerate(self.design.reference):
                 out.reference_missing[rows] |= n_flat[:, plan.one_way_index(f)[ref]] <= 0
             present = n_flat[:, plan.vector_index] > 0
             present[:, 0] = True
+            present[failed] = False
             xs = s_flat[:, plan.vector_index]
             out.present[rows] = present
             out.zero_positive[rows] = present & (xs == 0)
@@ -234,7 +242,7 @@ class PoissonBatchSolver:
         of neighbours; a wave is compacted when fewer than half of its fits still iterate.
         """
         plan = self.plan
-        candidates = np.flatnonzero(~start.singular)
+        candidates = np.flatnonzero(~start.singular & ~out.failed)
         if candidates.size == 0:
             return
         order = candidates[np.argsort(out.zero_positive[candidates].sum(axis=1), kind="stable")]
