@@ -118,8 +118,23 @@ class PoissonDPSVI(DPSVI):
     def update(self, svi_state: DPSVIState, codes: jax.Array, outcome: jax.Array, num_records: jax.Array):
         svi_state, (batch_key, gradient_key, noise_key) = self._split_rng_key(svi_state, 3)
         batch_codes, batch_outcome, valid = self._draw_batch(batch_key, codes, outcome, num_records)
+        svi_state, loss, grads = self.batch_gradients(
+            svi_state, gradient_key, noise_key, batch_codes, batch_outcome, valid, num_records
+        )
+        svi_state = self._apply_gradient(svi_state, grads)
+        return svi_state, loss
+
+    def batch_gradients(
+        self, svi_state: DPSVIState, gradient_key: Any, noise_key: Any,
+        codes: jax.Array, outcome: jax.Array, valid: jax.Array, num_records: jax.Array,
+    ):
+        """Noisy gradient of the negative ELBO from one padded batch.
+
+        ``codes`` (B, ...), ``outcome`` (B,), ``valid`` (B,) bool (False = padding).
+        Returns ``(state, loss, grads)`` with grads in the optimiser's parameter tree.
+        """
         svi_state, px_losses, px_grads, _ = self._compute_per_example_gradients(
-            svi_state, gradient_key, batch_codes, batch_outcome, num_records=num_records
+            svi_state, gradient_key, codes, outcome, num_records=num_records
         )
         px_grads = _zero_invalid(px_grads, valid)
         px_losses = jnp.where(valid, px_losses, 0.0)
@@ -130,8 +145,7 @@ class PoissonDPSVI(DPSVI):
         # by b = q·N that is noise σ·C on the sum, then rescaled by N.
         mean_grad = jax.tree_util.tree_map(lambda g: g / expected, grad_sum)
         svi_state, grads = self._perturb_and_reassemble_gradients(svi_state, noise_key, mean_grad, expected)
-        svi_state = self._apply_gradient(svi_state, grads)
-        return svi_state, loss_sum / self.sampling_rate / jnp.asarray(num_records, jnp.float32)
+        return svi_state, loss_sum / self.sampling_rate / jnp.asarray(num_records, jnp.float32), grads
 
     def _combine_gradients(self, px_clipped_grads: Any, px_loss: jax.Array):
         """Sums (not means) over the batch; masked rows are zero already."""
@@ -219,23 +233,35 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         norms = jnp.linalg.norm(px_grads, axis=1)
         return jnp.sum(jnp.where(valid, px_ll, 0.0)), norms, jnp.sum(px_clipped, axis=0)
 
-    def update(self, svi_state: DPSVIState, codes: jax.Array, outcome: jax.Array, num_records: jax.Array):
-        svi_state, (batch_key, guide_key, noise_key) = self._split_rng_key(svi_state, 3)
-        batch_codes, batch_outcome, valid = self._draw_batch(batch_key, codes, outcome, num_records)
+    def batch_gradients(
+        self, svi_state: DPSVIState, gradient_key: Any, noise_key: Any,
+        codes: jax.Array, outcome: jax.Array, valid: jax.Array, num_records: jax.Array,
+    ):
         params = self.optim.get_params(svi_state.optim_state)
-        loc_name = f"{self.guide.prefix}_loc"
-        eta = jax.random.normal(self._rng_suite.convert_to_jax_rng_key(guide_key), jnp.shape(params[loc_name]))
-        latent, latent_vjp = jax.vjp(lambda p: self._latent(p, eta), params)
+        loc = params[f"{self.guide.prefix}_loc"]
+        # One standard-normal draw shared by the whole batch (DPVIm's alignment).
+        eta = jax.random.normal(self._rng_suite.convert_to_jax_rng_key(gradient_key), jnp.shape(loc))
+        return self.aligned_gradients(svi_state, noise_key, params, eta, codes, outcome, valid, num_records)
 
-        ll_sum, _, grad_sum = self.clipped_sum(svi_state, latent, batch_codes, batch_outcome, valid)
+    def aligned_gradients(
+        self, svi_state: DPSVIState, noise_key: Any, params: dict, eta: jax.Array,
+        codes: jax.Array, outcome: jax.Array, valid: jax.Array, num_records: jax.Array,
+    ):
+        """The aligned noisy gradient for a given shared draw η (D,).
+
+        With σ = 0, no clipping and every record in the batch (q = 1) this is the exact
+        gradient of the single-sample negative ELBO at z = μ + s ⊙ η.
+        """
+        loc_name = f"{self.guide.prefix}_loc"
+        latent, latent_vjp = jax.vjp(lambda p: self._latent(p, eta), params)
+        ll_sum, _, grad_sum = self.clipped_sum(svi_state, latent, codes, outcome, valid)
         expected = self._expected_batch(num_records)
-        mean_grad = {loc_name: grad_sum / expected}
         # Noise σ·C on the sum of clipped location gradients, rescaled to Σ_n ∇_z ℓ_n.
-        svi_state, noisy = self._perturb_and_reassemble_gradients(svi_state, noise_key, mean_grad, expected)
+        svi_state, noisy = self._perturb_and_reassemble_gradients(
+            svi_state, noise_key, {loc_name: grad_sum / expected}, expected
+        )
         # Chain rule through z = μ + s(u) ⊙ η rebuilds loc and scale gradients of −Σ ℓ.
         (likelihood_grads,) = latent_vjp(-noisy[loc_name])
         data_free, data_free_grads = jax.value_and_grad(self._data_free_loss)(params, eta)
         grads = jax.tree_util.tree_map(jnp.add, likelihood_grads, data_free_grads)
-        svi_state = self._apply_gradient(svi_state, grads)
-        loss = -ll_sum / self.sampling_rate + data_free
-        return svi_state, loss
+        return svi_state, -ll_sum / self.sampling_rate + data_free, grads
