@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, SNAKEMAKE, copy_workflow, run_snakemake
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SCRIPTS = REPO / "tests" / "slurm"
 SKIP_STATUS = 77  # what the tests/slurm scripts return for "this machine cannot"
@@ -114,6 +114,8 @@ def local_and_slurm_runs(slurm_cluster, tmp_path_factory):
     }
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_jobs_ran_on_slurm(local_and_slurm_runs):
     output, queue = local_and_slurm_runs["output"], local_and_slurm_runs["queue"]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", output)
@@ -126,9 +128,33 @@ def test_jobs_ran_on_slurm(local_and_slurm_runs):
     assert "group_data" in output
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_every_output_equals_the_local_run(local_and_slurm_runs):
     local, on_slurm = (_digests(local_and_slurm_runs[k]) for k in ("local", "slurm"))
     assert len(local) > 10
     assert sorted(on_slurm) == sorted(local), "the SLURM run wrote other files than the local run"
     differing = sorted(path for path in local if local[path] != on_slurm[path])
     assert not differing, f"files differ between the local and the SLURM run: {differing}"
+
+
+# Rules that stay one SLURM job each (minutes to hours at the paper's scale), and the
+# input-only target rules, which run on the login node.
+HEAVY_RULES = re.compile(r"fit_generators_\w+|analyse_scenario|analyse_skew")
+TARGET_RULES = {"all", "data", "generate", "analysis"}
+
+
+@pytest.mark.parametrize("configfile", ["config/smoke.yaml", "config/paper.yaml"])
+def test_every_light_rule_is_grouped(configfile):
+    """The profile batches every rule that is neither heavy nor a target (no SLURM needed)."""
+    listing = subprocess.run(
+        [str(SNAKEMAKE), "--list-rules", "--workflow-profile", "none", "--configfile", configfile],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=True,
+    )
+    rules = {line.split()[0] for line in listing.stdout.splitlines() if re.fullmatch(r"[A-Za-z_]\w*( \(.*\))?", line)}
+    assert {"cohort", "all"} <= rules, listing.stdout
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.v8+.yaml").read_text())
+    light = {rule for rule in rules - TARGET_RULES if not HEAVY_RULES.fullmatch(rule)}
+    assert light - set(profile["groups"]) == set(), "rules to add to the profile's groups"
+    assert {rule for rule in rules if HEAVY_RULES.fullmatch(rule)} & set(profile["groups"]) == set()
+    assert set(profile["groups"].values()) == set(profile["group-components"])
