@@ -52,8 +52,15 @@ def test_spread_out_boxes_are_not_clipped():
 
 
 def test_at_most_two_boxes_are_clipped_and_only_when_it_helps():
-    assert find_offscale(_drawn([-5.0, -4.0, -0.6, -0.55, -0.5])) == [0, 1]
+    rest = [-0.60, -0.59, -0.58, -0.57, -0.56, -0.55, -0.54, -0.53]
+    assert find_offscale(_drawn([-5.0, -4.0] + rest)) == [0, 1]
     assert find_offscale(_drawn([-5.0, -4.9, -4.8, -0.5])) == []  # most boxes are low: nothing to clip
+
+
+def test_no_more_than_one_box_in_five_is_an_outlier():
+    # Fig 3's case: both local boxes far below both combined boxes is the message, not an outlier.
+    assert find_offscale(_drawn([-0.74, -0.70, -0.53, -0.52])) == []
+    assert find_offscale(_drawn([-5.0, -4.0, -0.6, -0.55, -0.5])) == []
 
 
 def test_compare_is_welch_on_joint_ranks():

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from synthshare.figures.boxplots import COMBINED, LOCAL, Box, draw_boxes, figure_legend, finish_axis, new_figure
 from synthshare.figures.output import Rendered
@@ -54,7 +55,7 @@ def party_count_figure(ll: str | Path, reference: str | Path, settings: dict[str
     figure, axes = new_figure(max(6.0, 1.1 * len(groups) + 2.0), 4.4)
     ax = axes[0, 0]
     drawn = draw_boxes(ax, groups, boxes)
-    finish_axis(ax, drawn, ref, clip=True, stars=stars, describe=lambda b: f"{b.group}, {b.hue.label}")
+    finish_axis(ax, drawn, ref, clip=False, stars=stars)
     ax.set_xlabel("number of parties M (uniform random split of the pooled training data)")
     ax.set_title(f"Uniform splits: local only vs combined with the other M - 1 parties\n"
                  f"ε = {fmt(epsilon)}, pooled data fraction {fmt(fraction)}; boxes pool all M parties")
@@ -98,6 +99,7 @@ def elbo_figure(elbo_paths: Sequence[str | Path], ledger: str | Path, settings: 
                                 linewidth=0)
         ax.set_title(f"{scenario}, ε = {fmt(epsilon)}, f = {fmt(fraction)}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("ELBO per record")
         ax.grid(linewidth=0.3, alpha=0.6)
     handles = [ax.plot([], [], color=colors[p], label=p)[0] for p in parties]

@@ -118,7 +118,8 @@ def find_offscale(drawn: Sequence[DrawnBox], reference: float | None = None,
                   ratio: float = OFFSCALE_RATIO, max_offscale: int = MAX_OFFSCALE) -> list[int]:
     """Indices of boxes lying so far below the rest that the axis is clipped above them.
 
-    The k boxes with the lowest medians (k = 1 ... ``max_offscale``, smallest k first)
+    The k boxes with the lowest medians (k = 1 ... ``max_offscale`` and at most a fifth
+    of the boxes, smallest k first)
     are off scale when each of their medians is below every other box's lower whisker
     (and the reference line) and the other boxes span less than ``1/ratio`` of the
     span of all boxes. Empty when no k qualifies.
@@ -130,7 +131,8 @@ def find_offscale(drawn: Sequence[DrawnBox], reference: float | None = None,
         top = max(top, reference)
     bottom = min(d.stats["whislo"] for d in drawn)
     by_median = sorted(range(len(drawn)), key=lambda i: drawn[i].stats["med"])
-    for k in range(1, min(max_offscale, len(drawn) - 1) + 1):
+    # An outlier is rare by definition: at most one box in five (at least one) is cut off.
+    for k in range(1, min(max_offscale, max(1, len(drawn) // 5)) + 1):
         low, rest = by_median[:k], by_median[k:]
         rest_bottom = min(drawn[i].stats["whislo"] for i in rest)
         if reference is not None:

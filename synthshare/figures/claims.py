@@ -99,7 +99,8 @@ def _parties_benefit(ll: Path, s: dict, epsilon: float, require_all: bool) -> di
     detail = f"ε = {fmt(epsilon)}, f = {fmt(s['fraction'])}: {len(significant)} of {len(parties)} parties; not: {failing}"
     if require_all:
         return _result(share, max(t.pvalue for t in tests.values()), share == 1.0, detail)
-    return _result(share, _sign_test(len(significant), len(parties)), share > 0.5, detail)
+    pvalue = _sign_test(len(significant), len(parties))
+    return _result(share, pvalue, share > 0.5 and pvalue <= ALPHA, detail)
 
 
 def most_parties_benefit(ll: Path, s: dict) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def fraction_figure(ll: str | Path, reference: str | Path, settings: dict[str, A
     figure, axes = new_figure(max(6.0, 1.2 * len(groups) + 2.0), 4.4)
     ax = axes[0, 0]
     drawn = draw_boxes(ax, groups, boxes)
-    finish_axis(ax, drawn, ref, clip=True, stars=stars, describe=lambda b: f"{b.group}, {b.hue.label}")
+    finish_axis(ax, drawn, ref, clip=False, stars=stars)
     ax.set_xlabel("local data fraction f (every party subsampled)")
     ax.set_title(f"{party}: local only vs combined across local data sizes\nε = {fmt(epsilon)}")
     figure_legend(figure, (LOCAL, COMBINED))
@@ -195,7 +195,7 @@ def ethnicity_figure(ll: str | Path, reference: str | Path, settings: dict[str, 
     figure, axes = new_figure(6.0, 4.6)
     ax = axes[0, 0]
     drawn = draw_boxes(ax, groups, boxes, width=0.5)
-    finish_axis(ax, drawn, ref, clip=True, describe=lambda b: b.hue.label)
+    finish_axis(ax, drawn, ref, clip=False)
     ax.set_title(f"{party}, all local data (f = {fmt(fraction)}, ε = {fmt(epsilon)})")
     figure_legend(figure, hues)
     return Rendered({name: figure}, {name: pd.DataFrame(rows)})
@@ -225,7 +225,7 @@ def skew_figure(ll: str | Path, reference: str | Path, settings: dict[str, Any],
     figure, axes = new_figure(max(6.0, 1.1 * len(groups) + 2.0), 4.4)
     ax = axes[0, 0]
     drawn = draw_boxes(ax, groups, boxes)
-    finish_axis(ax, drawn, ref, clip=True, stars=stars, describe=lambda b: f"{b.group}, {b.hue.label}")
+    finish_axis(ax, drawn, ref, clip=False, stars=stars)
     ax.set_xlabel("share of (South Asian, positive) records kept\n(smaller = stronger skew)")
     ax.set_title(f"Skewed party: local only vs combined with all centres (ε = {fmt(epsilon)})\n"
                  "scored on the South Asian records of test half B")
