@@ -37,7 +37,7 @@ def random_frame(rng: np.random.Generator, n: int, centre: str = "Leeds") -> pd.
 
 
 def small_dpvi(variant: str, sigma: float, clip: float = 2.0, q: float = 0.05, capacity: int = 16,
-               components: int = 3, num_records: int = 40, seed: int = 0, optim=None):
+               components: int = 4, num_records: int = 40, seed: int = 0, optim=None):
     """A DPVI object with plain SGD(1) (parameter change = −gradient) and an initialised state."""
     settings = ModelSettings(components=components)
     model = partial(generative_model, settings=settings)

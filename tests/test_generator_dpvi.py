@@ -1,7 +1,7 @@
 """DPVI mechanics: clipping, masking, the noise scale, and the aligned gradient itself.
 
 The DPVI objects use plain SGD with step 1, so a parameter change is minus the
-gradient, and small models (3 components) for speed.
+gradient, and small models (4 components) for speed.
 """
 
 from __future__ import annotations

@@ -100,13 +100,24 @@ class PoissonDPSVI(DPSVI):
         self.capacity = int(capacity)
 
     def init(self, rng_key: Any, codes: jax.Array, outcome: jax.Array, *, num_records: int) -> DPSVIState:
-        """d3p's init on a one-record batch; its observation scale is then N (checked)."""
+        """d3p's init on a one-record batch, then the guide location drawn from ``rng_key``.
+
+        d3p's observation scale is then N (checked). numpyro sets a guide's initial
+        location once, when the guide first runs, so a guide shared by several parties
+        would start them all at the first party's point; each party's location is
+        therefore redrawn here, uniform in (−2, 2) on the unconstrained scale (numpyro's
+        default ``init_to_uniform``), from its own key.
+        """
         state = super().init(rng_key, codes[:1], outcome[:1], num_records=num_records)
         if abs(float(state.observation_scale) - float(num_records)) > 1e-6 * num_records:
             raise RuntimeError(
                 f"model's data plate scale for one record is {state.observation_scale}, expected num_records = {num_records}"
             )
-        return state
+        params = dict(self.optim.get_params(state.optim_state))
+        loc_name = f"{self.guide.prefix}_loc"
+        init_key = jax.random.fold_in(self._rng_suite.convert_to_jax_rng_key(rng_key), 1)
+        params[loc_name] = jax.random.uniform(init_key, jnp.shape(params[loc_name]), minval=-2.0, maxval=2.0)
+        return DPSVIState(self.optim.init(params), state.rng_key, state.observation_scale)
 
     def _draw_batch(self, key: Any, codes: jax.Array, outcome: jax.Array, num_records: jax.Array):
         index, valid, _ = poisson_batch(key, codes.shape[0], num_records, self.sampling_rate, self.capacity)

@@ -7,6 +7,7 @@ to the files of docs/architecture.md, generator stage.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -37,6 +38,13 @@ class PartyOutputs:
     record: dict
 
 
+@functools.lru_cache(maxsize=16)
+def _accounted_noise(epsilon: float, delta: float, q: float, steps: int):
+    """σ by the Fourier accountant and the PLD check; the same for every seed, so cached."""
+    calibration = calibrate_noise(epsilon, delta, q, steps)
+    return calibration, pld_epsilon(calibration.sigma, delta, q, steps)
+
+
 def elbo_table(fit: PartyFit) -> pd.DataFrame:
     """``epoch`` (1-based), ``elbo`` (the epoch's mean full-data ELBO estimate)."""
     return pd.DataFrame({"epoch": np.arange(1, len(fit.elbo) + 1, dtype=np.int64), "elbo": fit.elbo})
@@ -63,8 +71,7 @@ def fit_and_sample(
     q = effective_rate(settings.sampling_rate)
     steps = settings.steps
     started = time.perf_counter()
-    calibration = calibrate_noise(epsilon, settings.delta, q, steps)
-    pld = pld_epsilon(calibration.sigma, settings.delta, q, steps)
+    calibration, pld = _accounted_noise(float(epsilon), float(settings.delta), q, steps)
     _LOG.info(
         "sigma = %.6g for epsilon = %g, delta = %g, q = %.8g, T = %d: epsilon_fourier = %.6g (±%.2g), "
         "epsilon_pld = %.6g (±%.2g) [%.1f s]",
