@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -26,10 +27,21 @@ def copy_workflow(target: Path) -> Path:
     return target
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1500) -> subprocess.CompletedProcess:
+def frozen_library(target: Path) -> dict[str, str]:
+    """Copy ``synthshare/`` into ``target``; return an environment that imports that copy.
+
+    Runs compared with one another must use the same library, while the editable
+    install follows the working tree (which may change between two runs). PYTHONPATH
+    comes before the editable finder, and Snakemake's jobs inherit it.
+    """
+    shutil.copytree(REPO / "synthshare", target / "synthshare", ignore=shutil.ignore_patterns("__pycache__"))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1500, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` with the default profile; return the process."""
     command = [str(SNAKEMAKE), "--workflow-profile", "profiles/default", "--cores", "2", *args]
-    process = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    process = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and process.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({process.returncode}):\n{process.stdout[-4000:]}\n{process.stderr[-8000:]}")
     return process

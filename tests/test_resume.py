@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SNAKEMAKE, copy_workflow, run_snakemake
+from tests.conftest import SNAKEMAKE, copy_workflow, frozen_library, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def digests(root: Path) -> dict[str, str]:
     }
 
 
-def kill_when_started(workdir: Path, rule: str) -> str:
+def kill_when_started(workdir: Path, rule: str, env: dict[str, str] | None = None) -> str:
     """Run the data stage; SIGKILL its process group once ``rule`` has started; return its output."""
     log = workdir / "killed_run.out"
     with open(log, "w") as out:
@@ -71,6 +71,7 @@ def kill_when_started(workdir: Path, rule: str) -> str:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
         started = workdir / RESULTS / "logs" / f"{rule}.log"
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -90,8 +91,11 @@ def kill_when_started(workdir: Path, rule: str) -> str:
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
     """Kill a run mid-way, inspect it, restart it; return everything the tests check."""
+    # Every run below uses one snapshot of the workflow and of the library, taken now.
+    library = frozen_library(tmp_path_factory.mktemp("library"))
     workdir = copy_workflow(tmp_path_factory.mktemp("resume"))
-    killed_output = kill_when_started(workdir, KILLED_RULE)
+    reference = copy_workflow(tmp_path_factory.mktemp("uninterrupted"))
+    killed_output = kill_when_started(workdir, KILLED_RULE, env=library)
     done_before = finished_rules(killed_output)
     data = workdir / RESULTS / "data"
     killed_job_outputs = sorted((data / "local" / "centres").rglob("*.parquet"))
@@ -104,15 +108,14 @@ def killed_and_resumed(tmp_path_factory):
 
     strict = subprocess.run(
         [str(SNAKEMAKE), "data", "-n", "--workflow-profile", "none", "--cores", "1", *SMOKE],
-        cwd=workdir, capture_output=True, text=True, timeout=300,
+        cwd=workdir, capture_output=True, text=True, timeout=300, env=library,
     )
-    dry = run_snakemake(workdir, "data", "-n", *SMOKE)
+    dry = run_snakemake(workdir, "data", "-n", *SMOKE, env=library)
     # A killed Snakemake cannot release its lock on the working directory: the
     # documented restart is --unlock, then the same command again.
-    run_snakemake(workdir, "--unlock", *SMOKE)
-    resumed = run_snakemake(workdir, "data", *SMOKE)
-    reference = copy_workflow(tmp_path_factory.mktemp("uninterrupted"))
-    run_snakemake(reference, "data", *SMOKE)
+    run_snakemake(workdir, "--unlock", *SMOKE, env=library)
+    resumed = run_snakemake(workdir, "data", *SMOKE, env=library)
+    run_snakemake(reference, "data", *SMOKE, env=library)
     return {
         "done_before": done_before,
         "killed_job_outputs": killed_job_outputs,
@@ -123,7 +126,7 @@ def killed_and_resumed(tmp_path_factory):
         "finished_files": {p: (m, p.stat().st_mtime_ns) for p, m in finished_files.items()},
         "resumed_digests": digests(data),
         "reference_digests": digests(reference / RESULTS / "data"),
-        "all_jobs": planned_jobs(run_snakemake(reference, "data", "-n", "--forceall", *SMOKE).stdout),
+        "all_jobs": planned_jobs(run_snakemake(reference, "data", "-n", "--forceall", *SMOKE, env=library).stdout),
     }
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, SNAKEMAKE, copy_workflow, run_snakemake
+from tests.conftest import REPO, SNAKEMAKE, copy_workflow, frozen_library, run_snakemake
 
 
 SCRIPTS = REPO / "tests" / "slurm"
@@ -44,9 +44,9 @@ def _script(name: str, *args: str, timeout: float) -> subprocess.CompletedProces
     return subprocess.run(["bash", str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _environment() -> dict[str, str]:
+def _environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """PATH with this Python's bin (snakemake for the jobs) and /usr/sbin (the daemons)."""
-    env = dict(os.environ)
+    env = dict(base or os.environ)
     env["PATH"] = os.pathsep.join([str(SNAKEMAKE.parent), "/usr/sbin", "/usr/bin", env.get("PATH", "")])
     return env
 
@@ -92,14 +92,16 @@ def _queue(state: Path, run_id: str) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def local_and_slurm_runs(slurm_cluster, tmp_path_factory):
+    # Both runs start from one snapshot of the workflow and of the library, taken now.
+    library = frozen_library(tmp_path_factory.mktemp("library"))
     local = copy_workflow(tmp_path_factory.mktemp("local"))
-    run_snakemake(local, "--cores", CORES, "--configfile", "config/smoke.yaml", timeout=RUN_TIMEOUT_S)
     on_slurm = copy_workflow(tmp_path_factory.mktemp("slurm"))
+    run_snakemake(local, "--cores", CORES, "--configfile", "config/smoke.yaml", timeout=RUN_TIMEOUT_S, env=library)
     command = [
         str(SNAKEMAKE), "--workflow-profile", "profiles/slurm", "--cores", CORES,
         *SLURM_ARGS, "--configfile", "config/smoke.yaml",
     ]
-    process = subprocess.run(command, cwd=on_slurm, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=_environment())
+    process = subprocess.run(command, cwd=on_slurm, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=_environment(library))
     output = process.stdout + process.stderr
     if process.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted((on_slurm / ".snakemake" / "slurm_logs").rglob("*.log")))
