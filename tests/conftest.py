@@ -58,3 +58,18 @@ def cohort_parameters() -> dict:
     from synthshare.simulate_cohort import load_parameters
 
     return load_parameters(REPO / "config" / "cohort_simulated.yaml")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> dict[str, Path | dict]:
+    """The whole workflow on config/smoke.yaml, run once per test session, plus its report.
+
+    Shared by every test that needs real end-to-end outputs (the smoke checks and the
+    SLURM comparison), so CI runs the expensive part once. Returns the workflow copy,
+    its results directory and the environment (frozen library) it ran with.
+    """
+    env = frozen_library(tmp_path_factory.mktemp("smoke-library"))
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    run_snakemake(workdir, "--configfile", "config/smoke.yaml", env=env)
+    run_snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", "results/smoke/report.html", env=env)
+    return {"workdir": workdir, "results": workdir / "results", "env": env}

@@ -54,7 +54,11 @@ rule collect_ledger:
     input:
         all_privacy_records(),
     output:
-        ledger=f"{RESULTS}/privacy/ledger.csv",
+        ledger=report(
+            f"{RESULTS}/privacy/ledger.csv",
+            caption="../report/ledger.rst",
+            category="2. Privacy",
+        ),
     log:
         f"{RESULTS}/logs/generate/collect_ledger.log",
     threads: 1

@@ -1,0 +1,95 @@
+"""The whole workflow end to end on config/smoke.yaml: every product, the contracts, the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from synthshare.config import check_config, load_schema
+from synthshare.figures.catalogue import figure_targets
+from synthshare.figures.claims import CLAIMS
+from synthshare.grid import model_settings, parties_of
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_config() -> dict:
+    raw = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    return check_config(raw, load_schema(REPO / "workflow/schemas/config.schema.yaml"))
+
+
+def test_every_requested_product_exists_and_figures_are_real_images(smoke_run, smoke_config):
+    workdir = smoke_run["workdir"]
+    targets = figure_targets(smoke_config)
+    assert any(t.endswith("fig5.png") for t in targets) and any(t.endswith("ll_vs_parties.png") for t in targets)
+    for target in targets:
+        path = workdir / target
+        assert path.is_file() and path.stat().st_size > 0, target
+        if target.endswith(".png"):
+            with Image.open(path) as image:
+                width, height = image.size
+                pixels = np.asarray(image.convert("L"), dtype=float)
+            assert width >= 600 and height >= 400, (target, image.size)
+            assert pixels.std() > 5, f"{target} looks blank"
+
+
+def test_claims_table_has_every_claim(smoke_run):
+    claims = pd.read_csv(smoke_run["results"] / "smoke/claims.csv")
+    assert list(claims["claim_id"]) == [claim.claim_id for claim in CLAIMS]
+    assert claims["claim"].notna().all()
+
+
+def test_report_contains_every_figure_and_the_tables(smoke_run, smoke_config):
+    html = (smoke_run["results"] / "smoke/report.html").read_text(errors="replace")
+    for target in figure_targets(smoke_config):
+        if target.endswith(".png"):
+            assert target.rsplit("/", 1)[-1] in html, target
+    for name in ("centres.csv", "ledger.csv", "claims.csv"):
+        assert name in html, name
+
+
+def test_ledger_has_one_row_per_model_within_the_target(smoke_run, smoke_config):
+    ledger = pd.read_csv(smoke_run["results"] / "smoke/privacy/ledger.csv")
+    expected = sum(len(parties_of(smoke_config, s.scenario)) for s in model_settings(smoke_config)) * len(smoke_config["seeds"])
+    assert len(ledger) == expected
+    assert (ledger["epsilon_fourier"] <= ledger["epsilon_target"] + ledger["epsilon_fourier_error"]).all()
+    assert (ledger["epsilon_pld"] <= ledger["epsilon_target"] + ledger["epsilon_pld_error"]).all()
+    assert (ledger["delta"] >= ledger["delta_accountant"]).all()
+
+
+def test_tidy_table_contract(smoke_run, smoke_config):
+    ll = pd.read_parquet(smoke_run["results"] / "smoke/analysis/ll.parquet")
+    assert list(ll.columns)[:11] == ["scenario", "party", "epsilon", "fraction", "skew", "seed", "variant", "order", "step", "draw", "ll"]
+    assert set(ll["scenario"]) == {"centres", "uniform2", "skew"} | {f"uniform{m}" for m in smoke_config["uniform"]["party_counts"]}
+    local = ll[ll["step"] == 0]
+    assert (local["order"] == -1).all()
+    centres = ll[(ll["scenario"] == "centres") & (ll["variant"] == "full")]
+    last = centres.groupby("party")["step"].max()
+    assert (last == len(parties_of(smoke_config, "centres")) - 1).all()
+    assert centres["ll"].notna().mean() > 0.99
+
+
+def test_synthetic_sets_match_the_input_levels(smoke_run, smoke_config):
+    results = smoke_run["results"] / "smoke"
+    local = pd.read_parquet(results / "data/local/centres/f0.5/Leeds.parquet")
+    synthetic = pd.read_parquet(results / "generator/centres/eps1/f0.5/seed123/Leeds/synthetic.parquet")
+    assert sorted(synthetic["set"].unique()) == list(range(smoke_config["generator"]["synthetic_sets"]))
+    assert (synthetic.groupby("set").size() == len(local)).all()
+    for column in local.columns:
+        if column != "assessment_center":
+            assert set(synthetic[column]) <= set(pd.read_parquet(results / "data/cohort.parquet")[column]), column
+    assert synthetic["covid_test_result"].dtype == bool
+
+
+def test_centres_summary(smoke_run, smoke_config):
+    centres = pd.read_csv(smoke_run["results"] / "smoke/data/centres.csv")
+    assert list(centres["party"]) == parties_of(smoke_config, "centres")
+    truth = json.loads((smoke_run["results"] / "smoke/data/truth.json").read_text())
+    assert "ethnicity[South Asian]" in truth["coefficients"]
