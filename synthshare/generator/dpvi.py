@@ -176,6 +176,9 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
             the guide's unpacked draw. When given it replaces materialising the (B, D)
             per-example gradients and d3p's clipping; ``jax.vmap(jax.grad(...))`` of
             ``record_log_likelihood`` stays the reference the tests compare it with.
+        prior_log_density: optional closed form of log p(θ) + log|∂θ/∂u| given the
+            unpacked unconstrained draw; default numpyro's ``potential_energy`` of the
+            prior-only model.
         prior_args: model positional arguments that run the prior alone
             (default ``(None, None)``: no data, no likelihood sites).
 
@@ -189,12 +192,14 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         *args: Any,
         record_log_likelihood: Callable,
         clipped_gradient_sum: Callable | None = None,
+        prior_log_density: Callable | None = None,
         prior_args: tuple = (None, None),
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self._record_log_likelihood = record_log_likelihood
         self._clipped_gradient_sum = clipped_gradient_sum
+        self._prior_log_density = prior_log_density
         self._prior_args = prior_args
 
     def _constrained_sample(self, latent: jax.Array) -> dict[str, jax.Array]:
@@ -213,7 +218,11 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         loc = constrained[f"{self.guide.prefix}_loc"]
         scale = constrained[f"{self.guide.prefix}_scale"]
         latent = loc + scale * eta
-        energy = potential_energy(self.model, self._prior_args, self.static_kwargs, self.guide._unpack_latent(latent))
+        unpacked = self.guide._unpack_latent(latent)
+        if self._prior_log_density is not None:
+            energy = -self._prior_log_density(unpacked)
+        else:
+            energy = potential_energy(self.model, self._prior_args, self.static_kwargs, unpacked)
         return energy + jnp.sum(dist.Normal(loc, scale).log_prob(latent))
 
     def per_example_gradients(self, latent: jax.Array, codes: jax.Array, outcome: jax.Array):

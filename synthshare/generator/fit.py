@@ -34,6 +34,7 @@ from synthshare.generator.model import (
     encode_records,
     generative_model,
     make_guide,
+    prior_log_density,
     record_log_likelihood,
 )
 from synthshare.generator.settings import GeneratorSettings
@@ -103,6 +104,7 @@ def build_dpvi(settings: GeneratorSettings, sigma: float, capacity: int) -> Pois
         return AlignedPoissonDPSVI(
             model, guide, Adam(settings.learning_rate), **common,
             record_log_likelihood=record_log_likelihood, clipped_gradient_sum=clipped_gradient_sum,
+            prior_log_density=partial(prior_log_density, settings=settings.model),
         )
     return PoissonDPSVI(model, guide, Adam(settings.learning_rate), **common)
 
