@@ -275,3 +275,57 @@ def test_fit_poisson_names_bad_values():
         fit_poisson(frame, source="local.parquet")
     with pytest.raises(InputError, match="reference: level 'Martian' of ethnicity"):
         fit_poisson(random_frame(np.random.default_rng(11), 50), {"ethnicity": "Martian"})
+
+
+def test_warm_started_fits_match_statsmodels_and_zero_positive_fits_are_replayed():
+    """Fits with a finite MLE are solved by Newton from a warm start (a fit of part of the
+    data, as the experiment does from step j − 1); they must still agree with statsmodels
+    to 1e-6. A fit with a zero-positive level ignores its start and replays statsmodels."""
+    rng = np.random.default_rng(14)
+    frames = [random_frame(rng, int(n), base_rate=0.3) for n in (2500, 4000, 6000, 8000)]
+    zero = random_frame(rng, 1500)
+    zero.loc[zero["ethnicity"] == "South Asian", OUTCOME] = False
+    frames.append(zero)
+    reference = most_frequent_levels(frames[0])
+    design = Design.build(reference)
+    solver = PoissonBatchSolver(design)
+    counts = np.stack([count_cells(f) for f in frames])
+    halves = np.stack([count_cells(f.iloc[: len(f) // 2]) for f in frames])
+    half = solver.fit(halves)
+    assert half.zero_positive[:4].any() and not replay_has_zero_positive(solver, counts[:4])
+    # as the experiment passes them: no start for a zero-positive coefficient (≈ −20) or
+    # for one chosen term; those begin at statsmodels' first step
+    start = np.where(half.zero_positive, np.nan, half.coef)
+    start[:, 3] = np.nan
+    warm = solver.fit(counts, start=start)
+    replay = solver.fit(counts)
+    np.testing.assert_array_equal(warm.warm, [True, True, True, True, False])
+    for i, frame in enumerate(frames):
+        coef, se, result = oracle(frame, reference)
+        present = warm.present[i]
+        names = [n for n, keep in zip(design.names, present) if keep]
+        assert sorted(names) == sorted(coef.index)
+        np.testing.assert_allclose(warm.coef[i][present], coef.reindex(names).to_numpy(), rtol=1e-6, atol=0)
+        np.testing.assert_allclose(np.sqrt(warm.var[i][present]), se.reindex(names).to_numpy(), rtol=1e-6, atol=0)
+        if not warm.warm[i]:
+            assert warm.iterations[i] == result.fit_history["iteration"]
+    # the warm path lands on the MLE; the replay stops within statsmodels' tolerance of it
+    np.testing.assert_allclose(warm.coef[:4], replay.coef[:4], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(warm.coef[4], replay.coef[4], rtol=1e-12, atol=1e-12)
+
+
+def replay_has_zero_positive(solver, counts) -> bool:
+    return bool(solver.fit(counts).zero_positive.any())
+
+
+def test_a_bad_warm_start_falls_back_to_the_replay():
+    """A start far from the MLE (Newton would need many steps or overflow) is replayed."""
+    frame = random_frame(np.random.default_rng(13), 1000)
+    design = Design.build()
+    counts = count_cells(frame)[None]
+    start = np.full((1, design.size), 40.0)
+    fit = PoissonBatchSolver(design).fit(counts, start=start)
+    replay = PoissonBatchSolver(design).fit(counts)
+    assert not fit.warm[0]
+    np.testing.assert_array_equal(fit.coef, replay.coef)
+    np.testing.assert_array_equal(fit.iterations, replay.iterations)

@@ -32,7 +32,8 @@ from synthshare.analysis.scoring import EvaluationSet, draw_coefficients
 from synthshare.variables import FEATURES
 
 _FITS_PER_CALL = 3000
-"""Orders are fitted in groups of about this many fits (memory ~ 100 MB at K = 100)."""
+"""Orders are walked in groups of about this many fits per step (one solver call per
+step; memory ~ 200 MB at K = 100)."""
 
 VARIANTS = ("full", "no_ethnicity")
 """Model variants: all five features; without ethnicity (Fig 4, local only)."""
@@ -41,6 +42,18 @@ VARIANTS = ("full", "no_ethnicity")
 def _without_model(ll: np.ndarray, pooled: Pooled) -> np.ndarray:
     """NaN log-likelihoods where no fit was possible (no intercept: no usable fit pooled)."""
     return np.where(pooled.present[..., :1], ll, np.nan)
+
+
+def _warm_starts(batch: BatchFit, rows: np.ndarray) -> np.ndarray:
+    """(K, P) warm starts from the given fits of a batch (K rows; a single fit may be
+    repeated for every k).
+
+    A zero-positive coefficient (≈ −20, far from any MLE) gives NaN (the solver starts
+    that coefficient from statsmodels' first step); a fit that failed, was rank
+    deficient or did not converge gives an all-NaN row (no warm start)."""
+    usable = ~batch.failed[rows] & ~batch.rank_deficient[rows] & batch.converged[rows]
+    keep = usable[:, None] & ~batch.zero_positive[rows]
+    return np.where(keep, batch.coef[rows], np.nan)
 
 
 def random_orders(others: int, orders: int, rng: np.random.Generator) -> np.ndarray:
@@ -57,6 +70,7 @@ class FitSummary:
     rank_deficient: int = 0
     failed: int = 0
     with_zero_positive_level: int = 0
+    warm: int = 0
     rubin_fallback_terms: int = 0
     pooled_terms: int = 0
 
@@ -66,6 +80,7 @@ class FitSummary:
         self.rank_deficient += int(batch.rank_deficient.sum())
         self.failed += int(batch.failed.sum())
         self.with_zero_positive_level += int(batch.zero_positive.any(axis=1).sum())
+        self.warm += int(batch.warm.sum())
 
     def add_pooled(self, pooled: Pooled) -> None:
         self.rubin_fallback_terms += int(pooled.fallback.sum())
@@ -130,11 +145,12 @@ class PartyExperiment:
         """
         design = Design.build(reference)
         summary = FitSummary()
-        local, coef_local, var_local, present_local = {}, {}, {}, {}
+        local, coef_local, var_local, present_local, local_batch = {}, {}, {}, {}, {}
         for variant in self.variants:
             variant_design = design if variant == "full" else design.without("ethnicity")
             table = local_counts if variant == "full" else drop_features(local_counts, FEATURES, variant_design.features)
             batch = self._solver(variant_design).fit(table[None])
+            local_batch[variant] = batch
             summary.add(batch)
             # a single fit: Rubin's rules with K = 1 reduce to its own coefficients and variances
             pooled = pool_rubin(batch.coef[:, None], batch.var[:, None], batch.present[:, None])
@@ -151,32 +167,40 @@ class PartyExperiment:
         solver = self._solver(design)
         evaluation = self._evaluation(design)
         local_table = local_counts.astype(np.int32)
+        if "full" not in local_batch:
+            local_batch["full"] = solver.fit(local_table[None])
         # Step j's data depend on the *set* of the first j parties, not on their order:
         # pooled models are cached by that set and each distinct set is fitted once
         # (at R = 100, M = 16 about a quarter of the fits repeat an earlier set).
+        # Orders are walked step by step, so step j's k-th fit starts Newton from step
+        # j − 1's k-th fit (the local fit at step 1): one more party's data moves the MLE
+        # little, and the solver replays statsmodels wherever the MLE does not exist.
         pooled_by_set: dict[frozenset, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        group = max(1, _FITS_PER_CALL // max(1, others * sets))
+        starts_by_set: dict[frozenset, np.ndarray] = {frozenset(): _warm_starts(local_batch["full"], np.zeros(sets, np.intp))}
+        P = design.size
+        group = max(1, _FITS_PER_CALL // max(1, sets))
         for first in range(0, orders.shape[0], group):
             block = orders[first : first + group]
-            wanted: dict[frozenset, np.ndarray] = {}
-            for order in block:
-                missing = [j for j in range(others) if frozenset(order[: j + 1].tolist()) not in pooled_by_set
-                           and frozenset(order[: j + 1].tolist()) not in wanted]
-                if missing:
-                    # step j's K tables: local + running sum of the first j parties' k-th sets
-                    tables = np.cumsum(synthetic_counts[order[: max(missing) + 1]], axis=0, dtype=np.int32)
-                    for j in missing:
-                        wanted[frozenset(order[: j + 1].tolist())] = tables[j] + local_table
-            if wanted:
-                keys = list(wanted)
-                batch = solver.fit(np.concatenate([wanted[key] for key in keys]))
+            running = np.broadcast_to(local_table, (block.shape[0], sets) + local_table.shape).copy()
+            for j in range(others):
+                running += synthetic_counts[block[:, j]]
+                keys, rows, starts = [], [], []
+                for b, order in enumerate(block):
+                    key = frozenset(order[: j + 1].tolist())
+                    if key not in pooled_by_set and key not in keys:
+                        keys.append(key)
+                        rows.append(b)
+                        starts.append(starts_by_set[frozenset(order[:j].tolist())])
+                if not keys:
+                    continue
+                batch = solver.fit(running[rows].reshape((-1,) + local_table.shape), start=np.concatenate(starts))
                 summary.add(batch)
-                P = design.size
                 pooled = pool_rubin(batch.coef.reshape(len(keys), sets, P), batch.var.reshape(len(keys), sets, P),
                                     batch.present.reshape(len(keys), sets, P))
                 summary.add_pooled(pooled)
                 for i, key in enumerate(keys):
                     pooled_by_set[key] = (pooled.mean[i], pooled.var[i], pooled.present[i])
+                    starts_by_set[key] = _warm_starts(batch, np.arange(i * sets, (i + 1) * sets))
             for r, order in enumerate(block, start=first):
                 steps = [pooled_by_set[frozenset(order[: j + 1].tolist())] for j in range(others)]
                 mean, var, present = (np.stack(part) for part in zip(*steps))
