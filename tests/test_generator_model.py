@@ -12,7 +12,9 @@ import numpy as np
 import numpyro
 import pandas as pd
 import pytest
-from numpyro.infer.util import constrain_fn
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.util import constrain_fn, potential_energy
 
 from synthshare.errors import InputError
 from synthshare.generator.model import (
@@ -26,8 +28,10 @@ from synthshare.generator.model import (
     design_matrix,
     encode_records,
     generative_model,
+    log_categorical,
     log_rate,
     make_guide,
+    prior_log_density,
     record_gradients,
     record_log_likelihood,
 )
@@ -131,6 +135,40 @@ def test_clipped_sum_without_per_record_gradients_matches_clipping_them(setup, c
     np.testing.assert_allclose(np.asarray(norms), ref_norms, rtol=1e-4)
     np.testing.assert_allclose(flat_sum, (factor[:, None] * grads_ref).sum(axis=0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(ll), np.where(np.asarray(valid), ll_ref, 0.0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("settings", [ModelSettings(components=4), ModelSettings(components=4, dirichlet_concentration=2.5,
+                                                                                 coef_prior_scale=0.7)])
+def test_closed_form_prior_density_is_numpyros_potential_energy(settings):
+    model = partial(generative_model, settings=settings)
+    guide = make_guide(model)
+    numpyro.handlers.seed(guide, rng_seed=0)(jnp.zeros((1, 5), jnp.int32), jnp.zeros((1,)), num_records=1)
+    latent = jnp.asarray(np.random.default_rng(4).normal(size=guide.latent_dim) * 1.5, jnp.float32)
+
+    def numpyro_value(z):
+        return -potential_energy(model, (None, None), {}, guide._unpack_latent(z))
+
+    def closed_form(z):
+        return prior_log_density(guide._unpack_latent(z), settings)
+
+    assert float(closed_form(latent)) == pytest.approx(float(numpyro_value(latent)), rel=1e-5)
+    np.testing.assert_allclose(np.asarray(jax.grad(closed_form)(latent)), np.asarray(jax.grad(numpyro_value)(latent)),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_log_categorical_matches_numpyros_transforms():
+    u = jnp.asarray(np.random.default_rng(2).normal(size=(3, 6)) * 2, jnp.float32)
+    table, jacobian, log_det = log_categorical(u)
+    to_simplex = biject_to(constraints.simplex)
+    np.testing.assert_allclose(np.exp(np.asarray(table)), np.asarray(to_simplex(u)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(jacobian), np.asarray(jax.vmap(jax.jacfwd(lambda r: jnp.log(to_simplex(r))))(u)),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(log_det), np.asarray(to_simplex.log_abs_det_jacobian(u, to_simplex(u))),
+                               rtol=1e-5)
+    table, jacobian, _ = log_categorical(u[:, 0], binary=True)
+    p = 1.0 / (1.0 + np.exp(-np.asarray(u[:, 0])))
+    np.testing.assert_allclose(np.exp(np.asarray(table)), np.stack([1 - p, p], axis=-1), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(jacobian)[..., 0], np.stack([-p, 1 - p], axis=-1), rtol=1e-5)
 
 
 def test_model_settings_reject_bad_values():

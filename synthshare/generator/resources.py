@@ -2,7 +2,7 @@
 
 Used by the workflow's ``resources:`` (attempt-aware: each retry doubles). The step
 cost model is fitted to ``benchmarks/bench_dpvi.py`` on the 2-core development machine
-(vectorised aligned DPVI, one thread, see docs/generator note in the benchmark README):
+(vectorised aligned DPVI, one thread; benchmarks/README.md, "DPVI"), on the pessimistic side:
 seconds per step ≈ ``STEP_FIXED_S + parties · (STEP_PARTY_S + STEP_RECORD_S · N_max)``.
 """
 
@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 
 from synthshare.generator.settings import GeneratorSettings
 
-STEP_FIXED_S = 40e-6
-STEP_PARTY_S = 40e-6
-STEP_RECORD_S = 5e-9
-STOCK_FACTOR = 6.0
+STEP_FIXED_S = 50e-6
+STEP_PARTY_S = 100e-6
+STEP_RECORD_S = 80e-9
+STOCK_FACTOR = 12.0
 """The stock variant's per-example guide draws and full per-example gradients cost more."""
 OVERHEAD_S = 120.0
 """Accounting (σ search, PLD), compilation, sampling K sets and writing."""
