@@ -46,7 +46,12 @@ def _accounted_noise(epsilon: float, delta: float, q: float, steps: int):
 
 
 def elbo_table(fit: PartyFit) -> pd.DataFrame:
-    """``epoch`` (1-based), ``elbo`` (the epoch's mean full-data ELBO estimate)."""
+    """``epoch`` (1-based), ``elbo`` (the epoch's mean full-data ELBO estimate).
+
+    A training diagnostic for the party itself: the ELBO values are computed from the
+    private data without noise, so unlike the parameters and synthetic sets they are
+    *not* covered by the DP guarantee and should not be published.
+    """
     return pd.DataFrame({"epoch": np.arange(1, len(fit.elbo) + 1, dtype=np.int64), "elbo": fit.elbo})
 
 
