@@ -2,9 +2,10 @@
 
 A one-node cluster is installed (Debian's slurm-wlm and munge) and started on
 localhost by tests/slurm/; the smoke configuration's default target runs once with
-the default profile and once with ``--workflow-profile profiles/slurm``, whose jobs
-go through sbatch and srun. Every file under results/ must be equal, except logs and
-benchmark timings, which record times. Skipped, with the reason, only where the
+the default profile (the session's shared smoke run, conftest.smoke_run) and once with
+``--workflow-profile profiles/slurm``, whose jobs go through sbatch and srun. Every
+file under results/ must be equal, except logs and benchmark timings, which record
+times, and the local run's HTML report. Skipped, with the reason, only where the
 machine cannot install or start SLURM (not root, no apt-get, no mirror).
 """
 
@@ -21,15 +22,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, SNAKEMAKE, copy_workflow, frozen_library, run_snakemake
-
+from tests.conftest import REPO, SNAKEMAKE, WORKFLOW_PARTS
 
 SCRIPTS = REPO / "tests" / "slurm"
 SKIP_STATUS = 77  # what the tests/slurm scripts return for "this machine cannot"
 RUN_TIMEOUT_S = 1500
 # Records of time, not of the computation: they differ between any two runs.
 TIMED_DIRS = {"logs", "benchmarks"}
-# Both runs use the same cores, so every job gets the same threads in both.
+# The local run also made the HTML report (not a job of the workflow).
+NOT_JOB_OUTPUTS = {"report.html"}
+# The local run's cores (conftest.run_snakemake), unless the node has fewer: a group job
+# asks for up to this many CPUs, and every rule is single-threaded.
 CORES = str(min(2, os.cpu_count() or 1))
 # The one-node test cluster has no accounting: documented in docs/cluster.md. Status
 # polls every few seconds instead of the profile's 20 s: a test runs many short jobs.
@@ -77,7 +80,7 @@ def _digests(results: Path) -> dict[str, str]:
     return {
         str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(results.rglob("*"))
-        if p.is_file() and not TIMED_DIRS & set(p.relative_to(results).parts)
+        if p.is_file() and not TIMED_DIRS & set(p.relative_to(results).parts) and p.name not in NOT_JOB_OUTPUTS
     }
 
 
@@ -91,12 +94,20 @@ def _queue(state: Path, run_id: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def local_and_slurm_runs(slurm_cluster, tmp_path_factory):
-    # Both runs start from one snapshot of the workflow and of the library, taken now.
-    library = frozen_library(tmp_path_factory.mktemp("library"))
-    local = copy_workflow(tmp_path_factory.mktemp("local"))
-    on_slurm = copy_workflow(tmp_path_factory.mktemp("slurm"))
-    run_snakemake(local, "--cores", CORES, "--configfile", "config/smoke.yaml", timeout=RUN_TIMEOUT_S, env=library)
+def local_and_slurm_runs(slurm_cluster, smoke_run, tmp_path_factory):
+    """The session's local smoke run (conftest.smoke_run) and the same workflow on SLURM.
+
+    The SLURM run copies the local run's workflow and imports its frozen library, so
+    both run the same code whatever happens to the working tree meanwhile.
+    """
+    local, library = smoke_run["workdir"], smoke_run["env"]
+    on_slurm = tmp_path_factory.mktemp("slurm")
+    for part in WORKFLOW_PARTS:
+        source = local / part
+        if source.is_dir():
+            shutil.copytree(source, on_slurm / part)
+        else:
+            shutil.copy2(source, on_slurm / part)
     command = [
         str(SNAKEMAKE), "--workflow-profile", "profiles/slurm", "--cores", CORES,
         *SLURM_ARGS, "--configfile", "config/smoke.yaml",
