@@ -17,6 +17,8 @@ from synthshare.generator.model import (
     clipped_gradient_sum,
     generative_model,
     make_guide,
+    prior_log_density,
+    prior_log_density_and_gradient,
     record_log_likelihood,
 )
 from synthshare.variables import COLUMNS, FEATURE_LEVELS
@@ -45,8 +47,11 @@ def small_dpvi(variant: str, sigma: float, clip: float = 2.0, q: float = 0.05, c
     optim = optim if optim is not None else SGD(1.0)
     common = dict(clipping_threshold=clip, dp_scale=sigma, sampling_rate=q, capacity=capacity)
     if variant == "aligned":
+        # The production configuration (synthshare.generator.fit.build_dpvi): closed forms on.
         dpvi = AlignedPoissonDPSVI(model, guide, optim, **common, record_log_likelihood=record_log_likelihood,
-                                   clipped_gradient_sum=clipped_gradient_sum)
+                                   clipped_gradient_sum=clipped_gradient_sum,
+                                   prior_log_density=partial(prior_log_density, settings=settings),
+                                   prior_gradient=partial(prior_log_density_and_gradient, settings=settings))
     else:
         dpvi = PoissonDPSVI(model, guide, optim, **common)
     rng = np.random.default_rng(seed)

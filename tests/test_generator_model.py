@@ -32,6 +32,7 @@ from synthshare.generator.model import (
     log_rate,
     make_guide,
     prior_log_density,
+    prior_log_density_and_gradient,
     record_gradients,
     record_log_likelihood,
 )
@@ -152,8 +153,13 @@ def test_closed_form_prior_density_is_numpyros_potential_energy(settings):
         return prior_log_density(guide._unpack_latent(z), settings)
 
     assert float(closed_form(latent)) == pytest.approx(float(numpyro_value(latent)), rel=1e-5)
-    np.testing.assert_allclose(np.asarray(jax.grad(closed_form)(latent)), np.asarray(jax.grad(numpyro_value)(latent)),
-                               rtol=1e-4, atol=1e-5)
+    reference = np.asarray(jax.grad(numpyro_value)(latent))
+    np.testing.assert_allclose(np.asarray(jax.grad(closed_form)(latent)), reference, rtol=1e-4, atol=1e-5)
+    unpacked = guide._unpack_latent(latent)
+    value, site_grads = prior_log_density_and_gradient(unpacked, settings)
+    flat = np.concatenate([np.asarray(site_grads[name]).reshape(-1) for name in unpacked])
+    assert float(value) == pytest.approx(float(numpyro_value(latent)), rel=1e-5)
+    np.testing.assert_allclose(flat, reference, rtol=1e-4, atol=1e-5)
 
 
 def test_log_categorical_matches_numpyros_transforms():

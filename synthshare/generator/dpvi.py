@@ -179,6 +179,9 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         prior_log_density: optional closed form of log p(θ) + log|∂θ/∂u| given the
             unpacked unconstrained draw; default numpyro's ``potential_energy`` of the
             prior-only model.
+        prior_gradient: optional closed form ``u -> (log p + log|J|, {site: gradient})``;
+            when given, the data-independent terms are not differentiated by autodiff:
+            their latent gradient joins the likelihood's before the chain rule.
         prior_args: model positional arguments that run the prior alone
             (default ``(None, None)``: no data, no likelihood sites).
 
@@ -193,6 +196,7 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         record_log_likelihood: Callable,
         clipped_gradient_sum: Callable | None = None,
         prior_log_density: Callable | None = None,
+        prior_gradient: Callable | None = None,
         prior_args: tuple = (None, None),
         **kwargs: Any,
     ):
@@ -200,6 +204,7 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         self._record_log_likelihood = record_log_likelihood
         self._clipped_gradient_sum = clipped_gradient_sum
         self._prior_log_density = prior_log_density
+        self._prior_gradient = prior_gradient
         self._prior_args = prior_args
 
     def _constrained_sample(self, latent: jax.Array) -> dict[str, jax.Array]:
@@ -280,6 +285,19 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         svi_state, noisy = self._perturb_and_reassemble_gradients(
             svi_state, noise_key, {loc_name: grad_sum / expected}, expected
         )
+        if self._prior_gradient is not None:
+            unpacked = self.guide._unpack_latent(latent)
+            prior, site_grads = self._prior_gradient(unpacked)
+            prior_grad = jnp.concatenate([jnp.reshape(site_grads[name], -1) for name in unpacked])
+            # Chain rule through z = μ + s(u) ⊙ η for likelihood and prior together; the
+            # entropy term −Σ log s(u) separately (log q(z) = −Σ log s − |η|²/2 + const).
+            (grads,) = latent_vjp(-(noisy[loc_name] + prior_grad))
+            scale_name = f"{self.guide.prefix}_scale"
+            log_q, entropy_grads = jax.value_and_grad(
+                lambda p: jnp.sum(dist.Normal(0.0, self.constrain_fn(p)[scale_name]).log_prob(eta * self.constrain_fn(p)[scale_name]))
+            )(params)
+            grads = jax.tree_util.tree_map(jnp.add, grads, entropy_grads)
+            return svi_state, -ll_sum / self.sampling_rate - prior + log_q, grads
         # Chain rule through z = μ + s(u) ⊙ η rebuilds loc and scale gradients of −Σ ℓ.
         (likelihood_grads,) = latent_vjp(-noisy[loc_name])
         data_free, data_free_grads = jax.value_and_grad(self._data_free_loss)(params, eta)

@@ -35,6 +35,7 @@ from synthshare.generator.model import (
     generative_model,
     make_guide,
     prior_log_density,
+    prior_log_density_and_gradient,
     record_log_likelihood,
 )
 from synthshare.generator.settings import GeneratorSettings
@@ -105,6 +106,7 @@ def build_dpvi(settings: GeneratorSettings, sigma: float, capacity: int) -> Pois
             model, guide, Adam(settings.learning_rate), **common,
             record_log_likelihood=record_log_likelihood, clipped_gradient_sum=clipped_gradient_sum,
             prior_log_density=partial(prior_log_density, settings=settings.model),
+            prior_gradient=partial(prior_log_density_and_gradient, settings=settings.model),
         )
     return PoissonDPSVI(model, guide, Adam(settings.learning_rate), **common)
 

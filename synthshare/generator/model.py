@@ -136,12 +136,10 @@ class FeatureMixture(dist.Distribution):
 
     def component_log_prob(self, codes: jax.Array) -> jax.Array:
         """log π_r + Σ_j log θ_j^(r)[x_j] for every component: (..., 5) -> (..., K)."""
-        total = jnp.log(self.weights)
-        for j, probs in enumerate(self.probs):
-            # A one-hot product rather than a gather: XLA's CPU gathers are slow and
-            # their gradients are scatters; dots are fast both ways.
-            total = total + one_hot_codes(codes[..., j], probs.shape[-1]) @ jnp.log(probs).T
-        return total
+        # One product with all features' one-hot codes rather than gathers: XLA's CPU
+        # gathers are slow and their gradients are scatters; a dot is fast both ways.
+        tables = jnp.concatenate([jnp.log(probs) for probs in self.probs], axis=1)  # (K, 26)
+        return jnp.log(self.weights) + all_levels_one_hot(codes) @ tables.T
 
     def log_prob(self, value: jax.Array) -> jax.Array:
         return jax.nn.logsumexp(self.component_log_prob(value), axis=-1)
@@ -157,9 +155,19 @@ class FeatureMixture(dist.Distribution):
         return jnp.stack(columns, axis=-1).astype(jnp.int32)
 
 
-def one_hot_codes(codes: jax.Array, count: int) -> jax.Array:
-    """Integer codes (...,) -> one-hot rows (..., count), float32."""
-    return jax.nn.one_hot(codes, count, dtype=jnp.float32)
+_COLUMN_FEATURE = np.repeat(np.arange(len(LEVEL_COUNTS)), LEVEL_COUNTS)
+_COLUMN_LEVEL = np.concatenate([np.arange(count) for count in LEVEL_COUNTS])
+_COLUMN_START = np.concatenate([[0], np.cumsum(LEVEL_COUNTS)[:-1]])
+_NON_REFERENCE = np.flatnonzero(_COLUMN_LEVEL > 0)
+
+
+def all_levels_one_hot(codes: jax.Array) -> jax.Array:
+    """Codes (..., 5) -> one column per level of every feature (..., 26), float32 0/1.
+
+    Columns follow ``FEATURE_LEVELS`` (feature by feature, level by level); one
+    comparison builds all five one-hot blocks at once.
+    """
+    return (codes[..., _COLUMN_FEATURE] == _COLUMN_LEVEL).astype(jnp.float32)
 
 
 def design_matrix(codes: jax.Array) -> jax.Array:
@@ -168,10 +176,8 @@ def design_matrix(codes: jax.Array) -> jax.Array:
     Column order is :func:`coefficient_names`; a feature at its reference level
     (code 0) has all its columns 0.
     """
-    columns = [jnp.ones(codes.shape[:-1] + (1,), jnp.float32)]
-    for j, count in enumerate(LEVEL_COUNTS):
-        columns.append(one_hot_codes(codes[..., j], count)[..., 1:])
-    return jnp.concatenate(columns, axis=-1)
+    one_hot = all_levels_one_hot(codes)
+    return jnp.concatenate([jnp.ones(codes.shape[:-1] + (1,), jnp.float32), one_hot[..., _NON_REFERENCE]], axis=-1)
 
 
 def log_rate(coef: jax.Array, codes: jax.Array) -> jax.Array:
@@ -232,25 +238,35 @@ def log_categorical(u: jax.Array, binary: bool = False) -> tuple[jax.Array, jax.
 
 
 def _record_terms(unconstrained: dict[str, jax.Array], codes: jax.Array, outcome: jax.Array):
-    """Forward pass shared by the closed-form gradients: log-likelihood (B,),
-    responsibilities (B, K), per-feature one-hot codes and log-table Jacobians (K, L, d),
-    the weights' Jacobian (K, K-1), the design (B, P) and the Poisson residual y − λ (B,)."""
+    """Forward pass shared by the closed-form gradients.
+
+    Returns the log-likelihood (B,), responsibilities ρ (B, K), the all-levels one-hot
+    codes (B, 26), each feature's log-table Jacobian (K, L_j, d_j), the weights'
+    Jacobian (K, K-1), the design (B, P) and the Poisson residual y − λ (B,). The five
+    features share one (B, 26) × (26, K) product rather than five small ones: on a CPU
+    the number of operations per step, not their size, sets the cost.
+    """
     log_weights, jac_weights, _ = log_categorical(unconstrained["weights"])
-    logits = log_weights[None, :]
-    one_hots, jacobians = [], []
-    for j, (feature, count) in enumerate(zip(FEATURES, LEVEL_COUNTS)):
+    tables, jacobians = [], []
+    for feature, count in zip(FEATURES, LEVEL_COUNTS):
         table, jacobian, _ = log_categorical(unconstrained[f"probs_{feature}"], binary=count == 2)
-        one_hot = one_hot_codes(codes[:, j], count)  # (B, L)
-        logits = logits + one_hot @ table.T
-        one_hots.append(one_hot)
+        tables.append(table)
         jacobians.append(jacobian)
+    one_hot = all_levels_one_hot(codes)
+    logits = log_weights[None, :] + one_hot @ jnp.concatenate(tables, axis=1).T
     log_features = jax.nn.logsumexp(logits, axis=1)
     responsibility = jnp.exp(logits - log_features[:, None])
     design = design_matrix(codes)
     eta = design @ unconstrained["coef"]
     rate = jnp.exp(eta)
     log_likelihood = log_features + outcome * eta - rate - jax.scipy.special.gammaln(outcome + 1.0)
-    return log_likelihood, responsibility, one_hots, jacobians, jac_weights, design, outcome - rate
+    return log_likelihood, responsibility, one_hot, jacobians, jac_weights, design, outcome - rate
+
+
+def _feature_columns(one_hot: jax.Array, j: int) -> jax.Array:
+    """Feature j's block of an all-levels array (..., 26) -> (..., L_j)."""
+    start = int(_COLUMN_START[j])
+    return one_hot[..., start:start + LEVEL_COUNTS[j]]
 
 
 def record_gradients(
@@ -275,10 +291,11 @@ def record_gradients(
     Returns:
         ``(log_likelihood (B,), {site: (B, *site shape)})``.
     """
-    log_likelihood, resp, one_hots, jacobians, jac_weights, design, residual = _record_terms(unconstrained, codes, outcome)
+    log_likelihood, resp, one_hot, jacobians, jac_weights, design, residual = _record_terms(unconstrained, codes, outcome)
     grads = {"weights": resp @ jac_weights}
-    for feature, count, one_hot, jacobian in zip(FEATURES, LEVEL_COUNTS, one_hots, jacobians):
-        grad = resp[:, :, None] * jnp.einsum("bl,kld->bkd", one_hot, jacobian)  # (B, K, d)
+    for j, (feature, count, jacobian) in enumerate(zip(FEATURES, LEVEL_COUNTS, jacobians)):
+        picked = jnp.einsum("bl,kld->bkd", _feature_columns(one_hot, j), jacobian)
+        grad = resp[:, :, None] * picked  # (B, K, d)
         grads[f"probs_{feature}"] = grad[:, :, 0] if count == 2 else grad
     grads["coef"] = residual[:, None] * design
     return log_likelihood, grads
@@ -300,20 +317,19 @@ def clipped_gradient_sum(
     a few (B × K) and (K × L) products instead of B × D work: the same clipped sum
     d3p's per-example path computes, much faster on a CPU.
     """
-    log_likelihood, resp, one_hots, jacobians, jac_weights, design, residual = _record_terms(unconstrained, codes, outcome)
+    log_likelihood, resp, one_hot, jacobians, jac_weights, design, residual = _record_terms(unconstrained, codes, outcome)
     weights_grad = resp @ jac_weights  # (B, K-1), small
-    squared = jnp.sum(weights_grad**2, axis=1) + residual**2 * jnp.sum(design, axis=1)
-    for one_hot, jacobian in zip(one_hots, jacobians):
-        row_norms = jnp.sum(jacobian**2, axis=-1)  # (K, L)
-        squared = squared + jnp.sum(resp**2 * (one_hot @ row_norms.T), axis=1)
+    row_norms = jnp.concatenate([jnp.sum(jacobian**2, axis=-1) for jacobian in jacobians], axis=1)  # (K, 26)
+    squared = (jnp.sum(weights_grad**2, axis=1) + residual**2 * jnp.sum(design, axis=1)
+               + jnp.sum(resp**2 * (one_hot @ row_norms.T), axis=1))
     norms = jnp.sqrt(squared)
     # Masked rows get factor 0 through `where`, so a NaN in a padded row cannot leak.
     factor = jnp.where(valid, jnp.minimum(1.0, clip / jnp.maximum(norms, 1e-30)), 0.0)
     weighted = factor[:, None] * resp  # (B, K)
     sums = {"weights": jnp.sum(weighted, axis=0) @ jac_weights}
-    for feature, count, one_hot, jacobian in zip(FEATURES, LEVEL_COUNTS, one_hots, jacobians):
-        counts = weighted.T @ one_hot  # (K, L)
-        total = jnp.einsum("kl,kld->kd", counts, jacobian)
+    counts = weighted.T @ one_hot  # (K, 26)
+    for j, (feature, count, jacobian) in enumerate(zip(FEATURES, LEVEL_COUNTS, jacobians)):
+        total = jnp.einsum("kl,kld->kd", _feature_columns(counts, j), jacobian)
         sums[f"probs_{feature}"] = total[:, 0] if count == 2 else total
     sums["coef"] = design.T @ (factor * residual)
     return jnp.where(valid, log_likelihood, 0.0), norms, sums
@@ -340,6 +356,32 @@ def prior_log_density(unconstrained: dict[str, jax.Array], settings: ModelSettin
     coef = unconstrained["coef"]
     scale = settings.coef_prior_scale
     return total + jnp.sum(-0.5 * (coef / scale) ** 2 - jnp.log(scale) - 0.5 * jnp.log(2.0 * jnp.pi))
+
+
+def prior_log_density_and_gradient(
+    unconstrained: dict[str, jax.Array], settings: ModelSettings
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """:func:`prior_log_density` and its gradient per site, in closed form.
+
+    With c_i = (α − 1) + [i < d] the weight of log θ_i in a simplex site's density plus
+    log-Jacobian, the gradient is c·J − z (J from :func:`log_categorical`, z the stick
+    fractions); a binary site's is α(1 − 2p); the coefficients' −w/s². The tests compare
+    it with autodiff of :func:`prior_log_density`.
+    """
+    alpha = settings.dirichlet_concentration
+    grads = {}
+    for site, binary in [("weights", False)] + [(f"probs_{f}", c == 2) for f, c in zip(FEATURES, LEVEL_COUNTS)]:
+        u = unconstrained[site]
+        if binary:
+            grads[site] = alpha * (1.0 - 2.0 * jax.nn.sigmoid(u))
+            continue
+        d = u.shape[-1]
+        _, jacobian, _ = log_categorical(u)
+        weight = (alpha - 1.0) + jnp.asarray(np.arange(d + 1) < d, u.dtype)  # (L,)
+        stick = jax.nn.sigmoid(u - jnp.log(d - jnp.arange(d, dtype=u.dtype)))
+        grads[site] = jnp.einsum("l,...ld->...d", weight, jacobian) - stick
+    grads["coef"] = -unconstrained["coef"] / settings.coef_prior_scale**2
+    return prior_log_density(unconstrained, settings), grads
 
 
 def generative_model(
