@@ -2,7 +2,8 @@
 
 Used by the workflow's ``resources:`` (attempt-aware: each retry doubles). The step
 cost model is fitted to ``benchmarks/bench_dpvi.py`` on the 2-core development machine
-(vectorised aligned DPVI, one thread; benchmarks/README.md, "DPVI"), on the pessimistic side:
+(vectorised aligned DPVI, one thread; benchmarks/README.md, "DPVI": 87 µs per party-step at
+N ≤ 474, 138 µs at N ≤ 4,737); the request doubles the estimate for a loaded machine:
 seconds per step ≈ ``STEP_FIXED_S + parties · (STEP_PARTY_S + STEP_RECORD_S · N_max)``.
 """
 
@@ -17,9 +18,9 @@ import pyarrow.parquet as pq
 from synthshare.generator.settings import GeneratorSettings
 
 STEP_FIXED_S = 50e-6
-STEP_PARTY_S = 100e-6
-STEP_RECORD_S = 80e-9
-STOCK_FACTOR = 12.0
+STEP_PARTY_S = 80e-6
+STEP_RECORD_S = 15e-9
+STOCK_FACTOR = 30.0
 """The stock variant's per-example guide draws and full per-example gradients cost more."""
 OVERHEAD_S = 120.0
 """Accounting (σ search, PLD), compilation, sampling K sets and writing."""
