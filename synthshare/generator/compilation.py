@@ -3,8 +3,8 @@
 XLA's CPU compiler splits large-enough operations into parallel tasks, sized by the
 CPUs the process may use *at compile time*. For DPVI's many small operations per step
 the thread hand-offs cost more than they save, and on a shared machine (2 cores, other
-jobs running) a step waits for a descheduled worker: measured here, a DPVI step took
-150–600 µs compiled for two threads and 90–140 µs compiled for one. XLA offers no
+jobs running) a step waits for a descheduled worker: measured during development, a DPVI
+step took 150–600 µs compiled for two threads and 90–140 µs compiled for one. XLA offers no
 flag for this in jaxlib 0.4.30, so :func:`compile_for_one_thread` restricts the process
 to one CPU while compiling only and restores the affinity before the code runs: the
 compiled program is sequential, and the operating system may run it on any CPU.

@@ -9,6 +9,12 @@ and the aligned variant's shared guide draw do not depend on the padding or the
 capacity, so a party fitted in a group draws the same batches as fitted alone
 (the aligned fits agree up to floating-point summation order; the stock variant's
 per-example guide draws depend on the capacity).
+
+On the 2-core development CPU the vectorised program costs about what the parties
+fitted one by one cost in sum (0.8–1.0×, benchmarks/README.md): every party pays for the
+largest N and capacity. One program per job is kept because it compiles once; fitting
+parties in separate jobs would repeat the ~30 s of accounting, initialisation and
+compilation per party.
 """
 
 from __future__ import annotations
