@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from synthshare.figures.boxplots import COMBINED, LOCAL, Box, draw_boxes, figure_legend, finish_axis, new_figure
+from synthshare.figures.boxplots import new_figure, paired_groups_figure
 from synthshare.figures.output import Rendered
 from synthshare.figures.paper import epsilon_figure
 from synthshare.errors import InputError
@@ -39,7 +39,7 @@ def party_count_figure(ll: str | Path, reference: str | Path, settings: dict[str
     """
     epsilon, fraction = float(settings["epsilon"]), float(settings["fraction"])
     ref = read_reference(reference)
-    boxes, stars, rows = [], {}, []
+    boxed, stars, rows = [], {}, []
     groups = [f"M = {m}" for m in settings["party_counts"]]
     for m, group in zip(settings["party_counts"], groups):
         parties = uniform_parties(m)
@@ -50,16 +50,12 @@ def party_count_figure(ll: str | Path, reference: str | Path, settings: dict[str
         per_party = "; ".join(f"{p}: {np.median(pairs[p][0]):.4f} -> {np.median(pairs[p][1]):.4f}" for p in parties)
         rows.append({"parties": m, "epsilon": epsilon, "fraction": fraction, **test.row("combined", "local"),
                      "party_medians": per_party})
-        boxes += [Box(group, LOCAL, local), Box(group, COMBINED, combined)]
+        boxed.append((local, combined))
         stars[group] = test.stars
-    figure, axes = new_figure(max(6.0, 1.1 * len(groups) + 2.0), 4.4)
-    ax = axes[0, 0]
-    drawn = draw_boxes(ax, groups, boxes)
-    finish_axis(ax, drawn, ref, clip=False, stars=stars)
-    ax.set_xlabel("number of parties M (uniform random split of the pooled training data)")
-    ax.set_title(f"Uniform splits: local only vs combined with the other M - 1 parties\n"
-                 f"ε = {fmt(epsilon)}, pooled data fraction {fmt(fraction)}; boxes pool all M parties")
-    figure_legend(figure, (LOCAL, COMBINED))
+    figure = paired_groups_figure(groups, boxed, stars, ref,
+                                  "number of parties M (uniform random split of the pooled training data)",
+                                  f"Uniform splits: local only vs combined with the other M - 1 parties\n"
+                                  f"ε = {fmt(epsilon)}, pooled data fraction {fmt(fraction)}; boxes pool all M parties")
     return Rendered({name: figure}, {name: pd.DataFrame(rows)})
 
 

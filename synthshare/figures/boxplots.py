@@ -217,3 +217,23 @@ def grid_labels(figure: plt.Figure, axes: np.ndarray, title: str, xlabel: str, y
             below_hidden = r + 1 == rows or not axes[r + 1, c].get_visible()
             if axes[r, c].get_visible() and below_hidden:
                 axes[r, c].set_xlabel(xlabel)
+
+
+def paired_groups_figure(groups: Sequence[str], pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+                         stars: dict[str, str], reference: float | None, xlabel: str, title: str,
+                         inches_per_group: float = 1.1) -> plt.Figure:
+    """Local only vs combined side by side for each group (Figs 3 and 5, the uniform splits).
+
+    ``pairs[i]`` is (local, combined) log-likelihood samples of ``groups[i]``; ``stars``
+    maps a group to the significance text drawn above its pair.
+    """
+    boxes = [box for group, (local, combined) in zip(groups, pairs)
+             for box in (Box(group, LOCAL, local), Box(group, COMBINED, combined))]
+    figure, axes = new_figure(max(6.0, inches_per_group * len(groups) + 2.0), 4.4)
+    ax = axes[0, 0]
+    drawn = draw_boxes(ax, groups, boxes)
+    finish_axis(ax, drawn, reference, clip=False, stars=stars)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    figure_legend(figure, (LOCAL, COMBINED))
+    return figure

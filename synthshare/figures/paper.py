@@ -18,6 +18,7 @@ import pandas as pd
 
 from synthshare.figures.boxplots import (
     COMBINED, LOCAL, NO_ETHNICITY, Box, draw_boxes, figure_legend, finish_axis, grid_labels, new_figure,
+    paired_groups_figure,
 )
 from synthshare.figures.output import Rendered
 from synthshare.figures.readers import read_reference
@@ -153,22 +154,18 @@ def fraction_figure(ll: str | Path, reference: str | Path, settings: dict[str, A
     """
     party, epsilon = settings["party"], float(settings["epsilon"])
     ref = read_reference(reference)
-    boxes, stars, rows = [], {}, []
+    pairs, stars, rows = [], {}, []
     groups = [percent(f) for f in settings["fractions"]]
     for fraction, group in zip(settings["fractions"], groups):
         local, combined = local_and_combined(ll, [party], _last_step(settings), scenario="centres",
                                              epsilon=epsilon, fraction=float(fraction))[party]
         test = compare(combined, local, "greater")
         rows.append({"party": party, "epsilon": epsilon, "fraction": float(fraction), **test.row("combined", "local")})
-        boxes += [Box(group, LOCAL, local), Box(group, COMBINED, combined)]
+        pairs.append((local, combined))
         stars[group] = test.stars
-    figure, axes = new_figure(max(6.0, 1.2 * len(groups) + 2.0), 4.4)
-    ax = axes[0, 0]
-    drawn = draw_boxes(ax, groups, boxes)
-    finish_axis(ax, drawn, ref, clip=False, stars=stars)
-    ax.set_xlabel("local data fraction f (every party subsampled)")
-    ax.set_title(f"{party}: local only vs combined across local data sizes\nε = {fmt(epsilon)}")
-    figure_legend(figure, (LOCAL, COMBINED))
+    figure = paired_groups_figure(groups, pairs, stars, ref, "local data fraction f (every party subsampled)",
+                                  f"{party}: local only vs combined across local data sizes\nε = {fmt(epsilon)}",
+                                  inches_per_group=1.2)
     return Rendered({name: figure}, {name: pd.DataFrame(rows)})
 
 
@@ -213,23 +210,19 @@ def skew_figure(ll: str | Path, reference: str | Path, settings: dict[str, Any],
     epsilon = float(settings["epsilon"])
     last = len(settings["parties"])
     ref = read_reference(reference, evaluation="skew_eval")
-    boxes, stars, rows = [], {}, []
+    pairs, stars, rows = [], {}, []
     groups = [percent(s) for s in settings["skews"]]
     for skew, group in zip(settings["skews"], groups):
         local, combined = local_and_combined(ll, ["skewed"], last, scenario="skew", epsilon=epsilon,
                                              fraction=1.0, skew=float(skew))["skewed"]
         test = compare(combined, local, "two-sided")
         rows.append({"party": "skewed", "epsilon": epsilon, "skew": float(skew), **test.row("combined", "local")})
-        boxes += [Box(group, LOCAL, local), Box(group, COMBINED, combined)]
+        pairs.append((local, combined))
         stars[group] = test.stars
-    figure, axes = new_figure(max(6.0, 1.1 * len(groups) + 2.0), 4.4)
-    ax = axes[0, 0]
-    drawn = draw_boxes(ax, groups, boxes)
-    finish_axis(ax, drawn, ref, clip=False, stars=stars)
-    ax.set_xlabel("share of (South Asian, positive) records kept\n(smaller = stronger skew)")
-    ax.set_title(f"Skewed party: local only vs combined with all centres (ε = {fmt(epsilon)})\n"
-                 "scored on the South Asian records of test half B")
-    figure_legend(figure, (LOCAL, COMBINED))
+    figure = paired_groups_figure(groups, pairs, stars, ref,
+                                  "share of (South Asian, positive) records kept\n(smaller = stronger skew)",
+                                  f"Skewed party: local only vs combined with all centres (ε = {fmt(epsilon)})\n"
+                                  "scored on the South Asian records of test half B")
     return Rendered({name: figure}, {name: pd.DataFrame(rows)})
 
 
