@@ -80,7 +80,7 @@ def test_catalogue_is_pure():
 
 
 def test_claim_settings_follow_the_grid():
-    settings = claim_settings(load("config.yaml"))
-    assert settings["fractions"] == [0.1, 1.0] and settings["epsilons"] == [1.0, 2.0]
+    settings = claim_settings(load("paper.yaml"))
+    assert settings["fractions"] == [0.1, 0.2, 0.5, 1.0] and settings["epsilons"] == [0.5, 1.0, 2.0, 4.0]
     assert settings["fraction_party"] == "Newcastle" and settings["supplement_epsilon"] == 2.0
     assert settings["skews"] == [0.1, 0.25, 0.5, 0.75, 1.0]

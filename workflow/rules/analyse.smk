@@ -3,6 +3,11 @@
 # One job per (scenario, ε, f, seed) for every party of the scenario, one per seed for
 # the skewed party, one full-population reference, and a collector for the figures.
 
+from synthshare.analysis.resources import runtime_minutes as analysis_minutes
+
+ORDERS = config["analysis"]["orders"]
+SETS = config["generator"]["synthetic_sets"]
+
 ANALYSIS_JOB = f"{RESULTS}/analysis/{{scenario}}/eps{{epsilon}}/f{{fraction}}/seed{{seed}}"
 
 
@@ -32,7 +37,10 @@ rule analyse_scenario:
     threads: 1
     resources:
         mem_mb=attempt_scaled(3000),
-        runtime=attempt_scaled(240),
+        # every party receives the other P - 1 parties' synthetic data
+        runtime=lambda w, attempt: analysis_minutes(
+            len(parties_of(w.scenario)), len(parties_of(w.scenario)) - 1, ORDERS, SETS, attempt
+        ),
     script:
         "../../scripts/analyse_scenario.py"
 
@@ -61,7 +69,10 @@ rule analyse_skew:
     threads: 1
     resources:
         mem_mb=attempt_scaled(3000),
-        runtime=attempt_scaled(240),
+        # one skewed party per skew fraction, receiving every centre's synthetic data
+        runtime=lambda w, attempt: analysis_minutes(
+            len(config["skew"]["fractions"]), len(parties_of("centres")), ORDERS, SETS, attempt
+        ),
     script:
         "../../scripts/analyse_skew.py"
 

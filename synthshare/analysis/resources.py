@@ -1,0 +1,31 @@
+"""Run-time requests for an analysis job, from the number of fits the config asks for.
+
+A scenario job fits, for each of its P parties, R orders × (P − 1) steps × K synthetic
+sets (plus two local-only fits); the skew job does the same for each skew fraction with
+all centres' synthetic data. The throughput assumed, ``FITS_PER_SECOND``, is the slow
+end measured by ``benchmarks/bench_analysis.py`` (synthetic sets resampled from the
+local data, many zero-positive levels replayed at ~20 iterations; benchmarks/README.md);
+the default run's real DPVI sets went about 6× faster. The request doubles the estimate
+and doubles again per retry.
+"""
+
+from __future__ import annotations
+
+import math
+
+FITS_PER_SECOND = 1000.0
+OVERHEAD_S = 60.0
+"""Reading the synthetic sets, count tables, scoring and writing."""
+MINIMUM_MINUTES = 10
+
+
+def analysis_fits(receivers: int, steps: int, orders: int, sets: int) -> int:
+    """Fits of one job: ``receivers`` parties each walking ``orders`` orders of ``steps``
+    steps with ``sets`` fits per step, plus two local-only fits each."""
+    return receivers * (orders * steps * sets + 2)
+
+
+def runtime_minutes(receivers: int, steps: int, orders: int, sets: int, attempt: int = 1) -> int:
+    """Wall-clock request in minutes (2× margin, at least ``MINIMUM_MINUTES``), doubled per retry."""
+    seconds = OVERHEAD_S + analysis_fits(receivers, steps, orders, sets) / FITS_PER_SECOND
+    return max(MINIMUM_MINUTES, int(math.ceil(2.0 * seconds / 60.0))) * 2 ** (attempt - 1)
