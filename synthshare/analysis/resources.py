@@ -5,7 +5,7 @@ sets (plus two local-only fits); the skew job does the same for each skew fracti
 all centres' synthetic data. The throughput assumed, ``FITS_PER_SECOND``, is the slow
 end measured by ``benchmarks/bench_analysis.py`` (synthetic sets resampled from the
 local data, many zero-positive levels replayed at ~20 iterations; benchmarks/README.md);
-the default run's real DPVI sets went about 6× faster. The request doubles the estimate
+the default run's real DPVI sets went about 5× faster (4,800–5,700 fits/s). The request doubles the estimate
 and doubles again per retry.
 """
 
