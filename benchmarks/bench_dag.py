@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,17 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-WORKFLOW_PARTS = ("Snakefile", "workflow", "scripts", "config", "profiles")
-
-
-def copy_workflow(target: Path) -> Path:
-    for part in WORKFLOW_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / part)
-    return target
+sys.path.insert(0, str(REPO))
+from tests.conftest import copy_workflow  # noqa: E402  (the tests' private-copy helper: one definition)
 
 
 def job_stats(output: str) -> dict[str, int]:

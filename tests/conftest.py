@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -45,6 +46,21 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float 
     if check and process.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({process.returncode}):\n{process.stdout[-4000:]}\n{process.stderr[-8000:]}")
     return process
+
+
+def run_cut_smoke(workdir: Path, name: str, snakefile: str, cut) -> dict:
+    """Run ``snakefile`` in ``workdir`` on config/smoke.yaml as edited in place by ``cut``.
+
+    The stage tests run part of the workflow (a Snakefile that includes some rule files)
+    on a smaller grid; ``cut(config)`` shrinks it. Writes ``Snakefile.<name>`` and
+    ``config/<name>.yaml``; returns the config that ran.
+    """
+    (workdir / f"Snakefile.{name}").write_text(snakefile)
+    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    cut(config)
+    (workdir / f"config/{name}.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(workdir, "--snakefile", f"Snakefile.{name}", "--configfile", f"config/{name}.yaml")
+    return config
 
 
 @pytest.fixture

@@ -146,6 +146,7 @@ def test_level_absent_from_data_has_no_term_and_matches():
     assert_matches(fit, coef, se)
 
 
+@pytest.mark.filterwarnings("ignore:The design matrix is rank-deficient")  # statsmodels', expected here
 def test_categorical_column_with_unused_levels_is_treated_like_strings():
     """statsmodels fails on unused Categorical levels (singular matrix); fit_poisson drops them."""
     frame = random_frame(np.random.default_rng(3), 800)

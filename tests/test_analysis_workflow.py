@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA
-from tests.conftest import copy_workflow, run_snakemake
+from tests.conftest import copy_workflow, run_cut_smoke
 
 SNAKEFILE = '''
 include: "workflow/rules/common.smk"
@@ -50,13 +50,12 @@ rule analysis_only:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """config/smoke.yaml cut to one seed and ε (every analysis rule still runs), for speed."""
+    def cut(config: dict) -> None:
+        config.update(seeds=[123], epsilons=[1.0])
+        config["uniform"]["party_counts"] = [2]
+
     workdir = copy_workflow(tmp_path_factory.mktemp("analysis"))
-    (workdir / "Snakefile.analysis").write_text(SNAKEFILE)
-    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
-    config.update(seeds=[123], epsilons=[1.0])
-    config["uniform"]["party_counts"] = [2]
-    (workdir / "config/analysis_test.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(workdir, "--snakefile", "Snakefile.analysis", "--configfile", "config/analysis_test.yaml")
+    run_cut_smoke(workdir, "analysis_test", SNAKEFILE, cut)
     return workdir
 
 

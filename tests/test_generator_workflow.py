@@ -11,12 +11,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from synthshare.generator.ledger import COLUMNS as LEDGER_COLUMNS
 from synthshare.generator.ledger import within_stated_error
 from synthshare.variables import COLUMNS, FEATURE_LEVELS, OUTCOME
-from tests.conftest import copy_workflow, run_snakemake
+from tests.conftest import copy_workflow, run_cut_smoke
 
 SNAKEFILE = '''
 include: "workflow/rules/common.smk"
@@ -33,14 +32,13 @@ rule generate_only:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
+    def cut(config: dict) -> None:
+        config.update(seeds=[123], epsilons=[1.0], fractions=[0.5])
+        config["uniform"]["party_counts"] = []
+        config["skew"]["fractions"] = []
+
     workdir = copy_workflow(tmp_path_factory.mktemp("generate"))
-    (workdir / "Snakefile.generate").write_text(SNAKEFILE)
-    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
-    config.update(seeds=[123], epsilons=[1.0], fractions=[0.5])
-    config["uniform"]["party_counts"] = []
-    config["skew"]["fractions"] = []
-    (workdir / "config/generate_test.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(workdir, "--snakefile", "Snakefile.generate", "--configfile", "config/generate_test.yaml")
+    config = run_cut_smoke(workdir, "generate_test", SNAKEFILE, cut)
     return workdir, config
 
 

@@ -91,9 +91,15 @@ def fit_poisson(frame: pd.DataFrame, reference: Mapping[str, str] | None = None,
     batch = PoissonBatchSolver(design).fit(counts[None])
     present = batch.present[0]
     names = [name for name, keep in zip(design.names, present) if keep]
+    # Tiny, separated data can leave the Hessian singular to rounding (condition ~1e17)
+    # without a collinear column: the sandwich diagonal is then rounding noise and may be
+    # negative. Its square root is NaN, as in statsmodels' ``bse``, whose values there
+    # are noise as well.
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(batch.var[0][present])
     return PoissonFit(
         coef=pd.Series(batch.coef[0][present], index=names, name="coef"),
-        se=pd.Series(np.sqrt(batch.var[0][present]), index=names, name="se"),
+        se=pd.Series(se, index=names, name="se"),
         nobs=int(counts[..., 0].sum()),
         iterations=int(batch.iterations[0]),
         converged=bool(batch.converged[0]),
