@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 sys.path.insert(0, str(REPO))
-from tests.conftest import copy_workflow  # noqa: E402  (the tests' private-copy helper: one definition)
+from tests.conftest import SNAKEMAKE, copy_workflow  # noqa: E402  (the tests' helpers: one definition)
 
 
 def job_stats(output: str) -> dict[str, int]:
