@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synthshare-installed
 CONFIG ?= config/config.yaml
 CORES ?= 2
 
-.PHONY: install run test smoke report lint clean-venv
+.PHONY: install run test smoke report lint envs clean-venv
 
 install: $(STAMP)
 
@@ -29,8 +29,9 @@ run: $(STAMP)
 		--report results/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['run'])")/report.html
 	@echo "Report: results/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['run'])")/report.html"
 
-# The test suite, including a smoke run of the whole workflow (config/smoke.yaml).
-test: $(STAMP)
+# Snakemake's linter, then the test suite (including a smoke run of the whole workflow,
+# config/smoke.yaml).
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 # The CI-sized workflow alone.
@@ -39,6 +40,10 @@ smoke: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+# The rules' conda environment, generated from requirements.txt (tests/test_envs.py checks it).
+envs: $(STAMP)
+	$(BIN)/python workflow/envs/write_env.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -41,13 +41,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from synthshare.analysis.cells import count_cells  # noqa: E402
-from synthshare.analysis.design import most_frequent_levels  # noqa: E402
+from synthshare.glm.cells import count_cells  # noqa: E402
+from synthshare.glm.design import most_frequent_levels  # noqa: E402
 from synthshare.analysis.experiment import PartyExperiment, random_orders  # noqa: E402
-from synthshare.analysis.oracle import statsmodels_party_experiment  # noqa: E402
-from synthshare.parties import subsample_nested  # noqa: E402
-from synthshare.simulate_cohort import load_parameters, simulate_cohort  # noqa: E402
-from synthshare.split import split_train_test  # noqa: E402
+from tests.oracle import statsmodels_party_experiment  # noqa: E402
+from synthshare.parties.local import subsample_nested  # noqa: E402
+from synthshare.cohort.simulated import load_parameters, simulate_cohort  # noqa: E402
+from synthshare.parties.split import split_train_test  # noqa: E402
 from synthshare.variables import CENTRE_COLUMN, CENTRES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -41,8 +41,9 @@ from numpyro.optim import Adam  # noqa: E402
 
 from synthshare.generator.compilation import compile_for_one_thread  # noqa: E402
 from synthshare.generator.fit import PartyData, _stack, build_dpvi, fit_parties, party_key  # noqa: E402
-from synthshare.generator.generate import fit_and_sample  # noqa: E402
-from synthshare.generator.model import LEVEL_COUNTS, ModelSettings, generative_model, make_guide  # noqa: E402
+from synthshare.generator.job import fit_and_sample  # noqa: E402
+from synthshare.generator.encoding import LEVEL_COUNTS  # noqa: E402
+from synthshare.generator.model import ModelSettings, generative_model, make_guide  # noqa: E402
 from synthshare.generator.settings import GeneratorSettings  # noqa: E402
 from synthshare.generator.subsampling import batch_capacity, effective_rate  # noqa: E402
 

@@ -1,15 +1,10 @@
 """Rule fit_generators_<scenario>: DP generators of every party of one (scenario, ε, f, seed).
 
-Snakemake passes input.local (Parquet, one per party in params.parties order),
-params {parties, scenario, epsilon, fraction, seed, settings (the config's
-``generator`` mapping)} and output {synthetic, params, elbo, privacy} (lists in party
-order). Standalone::
-
-    python scripts/fit_generators.py --parties A B --local a.parquet b.parquet \\
-        --scenario centres --epsilon 1 --fraction 0.1 --seed 123 --out results/try \\
-        [--config config/config.yaml] [--set epochs=100 synthetic_sets=5]
-
-writes <out>/<party>/{synthetic.parquet, params.npz, elbo.csv, privacy.json}.
+input.local (Parquet, one per party in params.parties order); params {parties,
+scenario, epsilon, fraction, seed, settings (the config's ``generator`` mapping)};
+output {synthetic, params, elbo, privacy} (lists in party order). Standalone:
+``python scripts/fit_generators.py --configfile config/smoke.yaml
+fit_generators_centres epsilon=1 fraction=0.5 seed=123``.
 """
 
 import os
@@ -18,19 +13,16 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
 import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
+from _entry import job_from_command_line  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from synthshare.errors import InputError  # noqa: E402
 from synthshare.generator.fit import PartyData  # noqa: E402
-from synthshare.generator.generate import fit_and_sample, write_party_outputs  # noqa: E402
+from synthshare.generator.job import fit_and_sample, write_party_outputs  # noqa: E402
 from synthshare.generator.settings import GeneratorSettings  # noqa: E402
 from synthshare.runlog import logged_run  # noqa: E402
 
@@ -58,17 +50,11 @@ def _read_party(name: str, path: str) -> PartyData:
     return PartyData.from_frame(name, frame, str(path))
 
 
-def main(inputs, params, outputs, log_path) -> None:
-    with logged_run(log_path) as log:
-        parties = list(params.parties)
-        local = list(inputs.local)
-        for key in ("synthetic", "params", "elbo", "privacy"):
-            if len(getattr(outputs, key)) != len(parties):
-                raise InputError(f"fit_generators: {len(getattr(outputs, key))} {key} outputs for {len(parties)} parties")
-        if len(local) != len(parties):
-            raise InputError(f"fit_generators: {len(local)} local files for {len(parties)} parties; expected one each")
+def main(snakemake) -> None:
+    params, outputs = snakemake.params, snakemake.output
+    with logged_run(snakemake.log[0]) as log:
         settings = GeneratorSettings.from_config(dict(params.settings))
-        data = [_read_party(name, path) for name, path in zip(parties, local)]
+        data = [_read_party(name, path) for name, path in zip(params.parties, snakemake.input.local, strict=True)]
         log.info("scenario %s, epsilon %g, f %g, seed %d: %d parties, N = %s, %s variant, %d epochs (T = %d)",
                  params.scenario, float(params.epsilon), float(params.fraction), int(params.seed), len(data),
                  [p.num_records for p in data], settings.variant, settings.epochs, settings.steps)
@@ -95,34 +81,5 @@ def main(inputs, params, outputs, log_path) -> None:
                      output.fit.elbo[-1] / record["N"])
 
 
-def cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parties", nargs="+", required=True)
-    parser.add_argument("--local", nargs="+", required=True)
-    parser.add_argument("--scenario", default="centres")
-    parser.add_argument("--epsilon", type=float, required=True)
-    parser.add_argument("--fraction", type=float, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--config", help="a config YAML whose `generator` section to use (default: paper defaults)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override generator settings")
-    parser.add_argument("--out", required=True, help="output folder; one sub-folder per party")
-    parser.add_argument("--log")
-    a = parser.parse_args()
-    section = yaml.safe_load(Path(a.config).read_text()).get("generator", {}) if a.config else {}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        section[key] = yaml.safe_load(value)
-    out = Path(a.out)
-    paths = {kind: [str(out / p / name) for p in a.parties]
-             for kind, name in (("synthetic", "synthetic.parquet"), ("params", "params.npz"),
-                                ("elbo", "elbo.csv"), ("privacy", "privacy.json"))}
-    main(SimpleNamespace(local=a.local),
-         SimpleNamespace(parties=a.parties, scenario=a.scenario, epsilon=a.epsilon, fraction=a.fraction, seed=a.seed,
-                         settings=section),
-         SimpleNamespace(**paths), a.log)
-
-
-if "snakemake" in globals():
-    main(snakemake.input, snakemake.params, snakemake.output, snakemake.log[0])  # noqa: F821
-elif __name__ == "__main__":
-    cli()
+if __name__ == "__main__":
+    main(snakemake if "snakemake" in globals() else job_from_command_line(__doc__))  # noqa: F821

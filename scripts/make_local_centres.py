@@ -1,20 +1,32 @@
-"""Rule local_centres: each centre's training split subsampled (nested) to every fraction."""
+"""Rule local_centres: each centre's training split subsampled (nested) to every fraction.
+
+input.train; params {parties, fractions, seed}; output: one file per (party, fraction),
+party-major, fraction-minor (the order of the rule's output list). Standalone:
+``python scripts/make_local_centres.py --configfile config/smoke.yaml local_centres``.
+"""
 
 import numpy as np
 import pandas as pd
+from _entry import job_from_command_line
 
 from synthshare.atomic import write_parquet
-from synthshare.parties import subsample_nested
+from synthshare.parties.local import subsample_nested
 from synthshare.runlog import logged_run
 from synthshare.variables import ALL_CENTRES, CENTRE_COLUMN
 
-with logged_run(snakemake.log[0]) as log:
-    train = pd.read_parquet(snakemake.input.train)
-    fractions = snakemake.params.fractions
-    outputs = iter(snakemake.output)  # ordered party-major, fraction-minor (see data.smk)
-    for party in snakemake.params.parties:
-        rng = np.random.default_rng([snakemake.params.seed, ALL_CENTRES.index(party)])
-        samples = subsample_nested(train[train[CENTRE_COLUMN] == party].reset_index(drop=True), fractions, rng)
-        for fraction in fractions:
-            write_parquet(samples[fraction], next(outputs))
-            log.info("%s f=%g: %d records", party, fraction, len(samples[fraction]))
+
+def main(snakemake) -> None:
+    params = snakemake.params
+    with logged_run(snakemake.log[0]) as log:
+        train = pd.read_parquet(snakemake.input.train)
+        outputs = iter(snakemake.output)
+        for party in params.parties:
+            rng = np.random.default_rng([params.seed, ALL_CENTRES.index(party)])
+            samples = subsample_nested(train[train[CENTRE_COLUMN] == party].reset_index(drop=True), params.fractions, rng)
+            for fraction in params.fractions:
+                write_parquet(samples[fraction], next(outputs))
+                log.info("%s f=%g: %d records", party, fraction, len(samples[fraction]))
+
+
+if __name__ == "__main__":
+    main(snakemake if "snakemake" in globals() else job_from_command_line(__doc__))  # noqa: F821

@@ -1,17 +1,28 @@
-"""Rule cohort (source: simulated): draw the UK-Biobank-like cohort and its ground truth."""
+"""Rule cohort (source: simulated): draw the UK-Biobank-like cohort and its ground truth.
+
+input.parameters (the cohort-parameter YAML); params.settings (the config's
+``cohort.simulated``: scale, seed); output {cohort, truth, flow}. Standalone:
+``python scripts/make_simulated_cohort.py --configfile config/smoke.yaml cohort``.
+"""
 
 import pandas as pd
+from _entry import job_from_command_line
 
 from synthshare.atomic import write_csv, write_json, write_parquet
+from synthshare.cohort.simulated import load_parameters, simulate_cohort
 from synthshare.runlog import logged_run
-from synthshare.simulate_cohort import load_parameters, simulate_cohort
 
-with logged_run(snakemake.log[0]) as log:
-    settings = snakemake.params.settings
-    cohort = simulate_cohort(load_parameters(snakemake.input.parameters), scale=settings["scale"], seed=settings["seed"])
-    log.info("simulated %d records over %d centres", len(cohort.frame), cohort.frame["assessment_center"].nunique())
-    flow = pd.DataFrame({"step": ["simulated records", "records out"], "removed": [0, 0], "remaining": [len(cohort.frame)] * 2})
-    truth = {"source": "simulated", **cohort.truth}
-    write_parquet(cohort.frame, snakemake.output.cohort)
-    write_json(truth, snakemake.output.truth)
-    write_csv(flow, snakemake.output.flow)
+
+def main(snakemake) -> None:
+    settings, outputs = snakemake.params.settings, snakemake.output
+    with logged_run(snakemake.log[0]) as log:
+        cohort = simulate_cohort(load_parameters(snakemake.input.parameters), scale=settings["scale"], seed=settings["seed"])
+        log.info("simulated %d records over %d centres", len(cohort.frame), cohort.frame["assessment_center"].nunique())
+        flow = pd.DataFrame({"step": ["simulated records", "records out"], "removed": [0, 0], "remaining": [len(cohort.frame)] * 2})
+        write_parquet(cohort.frame, outputs.cohort)
+        write_json({"source": "simulated", **cohort.truth}, outputs.truth)
+        write_csv(flow, outputs.flow)
+
+
+if __name__ == "__main__":
+    main(snakemake if "snakemake" in globals() else job_from_command_line(__doc__))  # noqa: F821

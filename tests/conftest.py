@@ -71,7 +71,7 @@ def workflow_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def cohort_parameters() -> dict:
-    from synthshare.simulate_cohort import load_parameters
+    from synthshare.cohort.simulated import load_parameters
 
     return load_parameters(REPO / "config" / "cohort_simulated.yaml")
 

@@ -11,16 +11,9 @@ import pandas as pd
 from numpyro.optim import SGD
 
 from synthshare.generator.dpvi import AlignedPoissonDPSVI, PoissonDPSVI
-from synthshare.generator.model import (
-    LEVEL_COUNTS,
-    ModelSettings,
-    clipped_gradient_sum,
-    generative_model,
-    make_guide,
-    prior_log_density,
-    prior_log_density_and_gradient,
-    record_log_likelihood,
-)
+from synthshare.generator.encoding import LEVEL_COUNTS
+from synthshare.generator.gradients import clipped_gradient_sum, prior_log_density, prior_log_density_and_gradient
+from synthshare.generator.model import ModelSettings, generative_model, make_guide, record_log_likelihood
 from synthshare.variables import COLUMNS, FEATURE_LEVELS
 
 

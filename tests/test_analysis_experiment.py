@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthshare.analysis.cells import count_cells, count_sets
-from synthshare.analysis.design import most_frequent_levels
+from synthshare.glm.cells import count_cells, count_sets
+from synthshare.glm.design import most_frequent_levels
 from synthshare.analysis.experiment import PartyExperiment, random_orders
-from synthshare.analysis.oracle import statsmodels_party_experiment
-from synthshare.analysis.runs import run_scenario
+from tests.oracle import statsmodels_party_experiment
+from synthshare.analysis.job import JobKey, run_scenario
+from synthshare.analysis.settings import AnalysisSettings
 from synthshare.analysis.tables import LL_SCHEMA
-from tests.test_analysis_poisson import random_frame
+from tests.test_glm_fit import random_frame
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +65,10 @@ def test_scenario_tables_layout_and_determinism(toy):
     parties = ["A", "B", "C"]
     frames = {"A": local, "B": random_frame(np.random.default_rng(3), 200), "C": random_frame(np.random.default_rng(4), 180)}
     synth = {p: counts[i] for i, p in enumerate(parties)}
-    kwargs = dict(scenario="centres", parties=parties, epsilon=1.0, fraction=0.1, orders=2, order_seed=15, draws=5, draw_seed=16)
-    a = run_scenario(frames, synth, test, seed=123, **kwargs)
-    b = run_scenario(frames, synth, test, seed=123, **kwargs)
-    c = run_scenario(frames, synth, test, seed=124, **kwargs)
+    settings = AnalysisSettings(orders=2, order_seed=15, draws=5, draw_seed=16)
+    a = run_scenario(frames, synth, test, JobKey("centres", 1.0, 0.1, 123), settings)
+    b = run_scenario(frames, synth, test, JobKey("centres", 1.0, 0.1, 123), settings)
+    c = run_scenario(frames, synth, test, JobKey("centres", 1.0, 0.1, 124), settings)
     ll = pd.concat([t.to_pandas() for t in a.ll], ignore_index=True)
     assert list(ll.columns) == LL_SCHEMA.names
     # per party: 2 variants x 5 draws at step 0, 2 orders x 2 steps x 5 draws
@@ -88,9 +89,9 @@ def test_unequal_numbers_of_synthetic_sets_are_an_error(toy):
     from synthshare.errors import InputError
 
     with pytest.raises(InputError, match=r"b\.parquet: 2 synthetic sets; expected 3 like a\.parquet"):
-        run_scenario({"A": local, "B": local}, {"A": counts[0], "B": counts[1][:2]}, test, scenario="centres",
-                     parties=["A", "B"], epsilon=1.0, fraction=0.1, seed=1, orders=1, order_seed=1, draws=2,
-                     draw_seed=1, sources={"synthetic:A": "a.parquet", "synthetic:B": "b.parquet"})
+        run_scenario({"A": local, "B": local}, {"A": counts[0], "B": counts[1][:2]}, test, JobKey("centres", 1.0, 0.1, 1),
+                     AnalysisSettings(orders=1, order_seed=1, draws=2, draw_seed=1),
+                     sources={"synthetic:A": "a.parquet", "synthetic:B": "b.parquet"})
 
 
 def test_synthetic_sets_from_a_stacked_frame_match(toy):

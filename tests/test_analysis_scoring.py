@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from synthshare.analysis.cells import count_cells
-from synthshare.analysis.design import Design, most_frequent_levels
+from synthshare.glm.cells import count_cells
+from synthshare.glm.design import Design, most_frequent_levels
 from synthshare.analysis.scoring import EvaluationSet, draw_coefficients
 from synthshare.variables import FEATURE_LEVELS, OUTCOME
-from tests.test_analysis_poisson import random_frame
+from tests.test_glm_fit import random_frame
 
 
 def per_record_loglik(frame, design, coef):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,20 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from synthshare.analysis import fit_poisson
-from synthshare.analysis.design import most_frequent_levels
+from synthshare.glm import fit_poisson
+from synthshare.glm.design import most_frequent_levels
 from synthshare.analysis.tables import LL_SCHEMA, stack_files, write_table
 from synthshare.errors import InputError
-from tests.test_analysis_poisson import random_frame
+from tests.script_jobs import load_script, script_job
+from tests.test_glm_fit import random_frame
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def ll_part(party: str, rows: int) -> pa.Table:
@@ -74,35 +64,33 @@ def job_files(tmp_path_factory):
     return root, paths
 
 
-def test_analyse_scenario_script_runs_standalone(job_files, tmp_path):
+def _scenario_job(root, paths, parties, tmp_path, orders, draws, local=None):
+    local = local or {p: root / f"local_{p}.parquet" for p in parties}
+    return script_job(
+        input={"local": [local[p] for p in parties], "synthetic": [root / f"synthetic_{p}.parquet" for p in parties],
+               "test": paths["test"]},
+        params={"scenario": "centres", "parties": list(parties), "epsilon": 1.0, "fraction": 0.1, "seed": 123,
+                "settings": {"orders": orders, "order_seed": 15, "draws": draws, "draw_seed": 16}},
+        output={"ll": tmp_path / "ll.parquet", "coef": tmp_path / "coef.parquet"}, log=tmp_path / "log.txt")
+
+
+def test_analyse_scenario_script_main(job_files, tmp_path):
     root, paths = job_files
-    command = [
-        sys.executable, str(REPO / "scripts" / "analyse_scenario.py"), "--parties", "A", "B", "C",
-        "--local", *[str(root / f"local_{p}.parquet") for p in "ABC"],
-        "--synthetic", *[str(root / f"synthetic_{p}.parquet") for p in "ABC"],
-        "--test", str(paths["test"]), "--epsilon", "1", "--fraction", "0.1", "--seed", "123",
-        "--orders", "2", "--draws", "4", "--out-ll", str(tmp_path / "ll.parquet"), "--out-coef", str(tmp_path / "coef.parquet"),
-    ]
-    subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
+    load_script("analyse_scenario").main(_scenario_job(root, paths, "ABC", tmp_path, orders=2, draws=4))
     ll = pd.read_parquet(tmp_path / "ll.parquet")
     assert len(ll) == 3 * (2 * 4 + 2 * 2 * 4)
     assert np.isfinite(ll["ll"]).all()
 
 
-def test_analyse_scenario_script_reports_bad_input_in_one_line(job_files, tmp_path):
+def test_analyse_scenario_script_reports_bad_input_in_one_line(job_files, tmp_path, capfd):
     root, paths = job_files
     broken = tmp_path / "local_B.parquet"
     pd.read_parquet(root / "local_B.parquet").assign(sex="unknown").to_parquet(broken)
-    command = [
-        sys.executable, str(REPO / "scripts" / "analyse_scenario.py"), "--parties", "A", "B",
-        "--local", str(root / "local_A.parquet"), str(broken),
-        "--synthetic", str(root / "synthetic_A.parquet"), str(root / "synthetic_B.parquet"),
-        "--test", str(paths["test"]), "--epsilon", "1", "--fraction", "0.1", "--seed", "1",
-        "--orders", "1", "--draws", "2", "--out-ll", str(tmp_path / "ll.parquet"), "--out-coef", str(tmp_path / "coef.parquet"),
-    ]
-    process = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    assert process.returncode == 1
-    assert f"{broken}: column 'sex' has value 'unknown'; expected one of ['Female', 'Male']" in process.stderr
+    job = _scenario_job(root, paths, "AB", tmp_path, orders=1, draws=2, local={"A": root / "local_A.parquet", "B": broken})
+    with pytest.raises(SystemExit) as stopped:
+        load_script("analyse_scenario").main(job)
+    assert stopped.value.code == 1
+    assert f"{broken}: column 'sex' has value 'unknown'; expected one of ['Female', 'Male']" in capfd.readouterr().err
     assert not (tmp_path / "ll.parquet").exists()
 
 
@@ -111,20 +99,13 @@ def test_fit_reference_script(job_files, tmp_path):
     train = pd.concat([pd.read_parquet(root / f"local_{p}.parquet") for p in "ABC"], ignore_index=True)
     train_path = tmp_path / "train.parquet"
     train.to_parquet(train_path)
-    outputs = SimpleNamespace(reference=tmp_path / "reference.parquet", coef=tmp_path / "reference_coef.parquet")
-    inputs = {"train": str(train_path), "test": str(paths["test"])}
-    load_script("fit_reference").main(_Named(inputs), outputs, str(tmp_path / "log.txt"))
-    reference = pd.read_parquet(outputs.reference)
+    outputs = {"reference": tmp_path / "reference.parquet", "coef": tmp_path / "reference_coef.parquet"}
+    inputs = {"train": train_path, "test": paths["test"], "skew_eval": []}
+    load_script("fit_reference").main(script_job(inputs, {}, outputs, tmp_path / "log.txt"))
+    reference = pd.read_parquet(outputs["reference"])
     assert list(reference["evaluation"]) == ["global_test"]
-    coef = pd.read_parquet(outputs.coef)
+    coef = pd.read_parquet(outputs["coef"])
     fit = fit_poisson(train, most_frequent_levels(train))
     np.testing.assert_allclose(coef["coef"].to_numpy(), fit.coef.to_numpy())
     # ll at the MLE on the test set, per record, from the cell table
     assert -1.0 < reference["ll"].iloc[0] < 0.0
-
-
-class _Named(dict):
-    """Snakemake's named input list: attribute access plus keys()."""
-
-    def __getattr__(self, name):
-        return self[name]

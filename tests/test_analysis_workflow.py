@@ -24,9 +24,9 @@ include: "workflow/rules/analyse.smk"
 
 rule stand_in_synthetic:
     input:
-        local=lambda w: local_path(w.scenario, w.fraction, w.party),
+        local=lambda w: PATHS.local(w.scenario, w.fraction, w.party),
     output:
-        f"{RESULTS}/generator/{{scenario}}/eps{{epsilon}}/f{{fraction}}/seed{{seed}}/{{party}}/synthetic.parquet",
+        PATHS.generator_file("synthetic", "{scenario}", "{epsilon}", "{fraction}", "{seed}", "{party}"),
     params:
         sets=config["generator"]["synthetic_sets"],
     run:

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthshare.cohort_file import read_cohort_file
+from synthshare.cohort.file import read_cohort_file
 from synthshare.errors import InputError
-from synthshare.simulate_cohort import simulate_cohort
+from synthshare.cohort.simulated import simulate_cohort
 from tests.conftest import run_snakemake
 
 PARTIES = ["Barts", "Croydon", "Leeds", "Newcastle", "Oxford", "Sheffield"]

@@ -14,8 +14,8 @@ import statsmodels.api as sm
 
 from synthshare.errors import InputError
 from synthshare.generator.fit import PartyData, build_dpvi, fit_parties, party_key
-from synthshare.generator.generate import fit_and_sample, read_party_fit, write_party_outputs
-from synthshare.generator.model import LEVEL_COUNTS, coefficient_names, design_matrix
+from synthshare.generator.job import fit_and_sample, read_party_fit, write_party_outputs
+from synthshare.generator.encoding import LEVEL_COUNTS, coefficient_names, design_matrix
 from synthshare.generator.sampling import _samplers, sample_synthetic
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import batch_capacity, effective_rate

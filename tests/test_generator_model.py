@@ -17,23 +17,27 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from synthshare.errors import InputError
-from synthshare.generator.model import (
+from synthshare.generator.encoding import (
     COEFFICIENT_COUNT,
     LEVEL_COUNTS,
-    FeatureMixture,
-    ModelSettings,
-    clipped_gradient_sum,
     coefficient_names,
     decode_records,
     design_matrix,
     encode_records,
-    generative_model,
+)
+from synthshare.generator.gradients import (
+    clipped_gradient_sum,
     log_categorical,
-    log_rate,
-    make_guide,
     prior_log_density,
     prior_log_density_and_gradient,
     record_gradients,
+)
+from synthshare.generator.model import (
+    FeatureMixture,
+    ModelSettings,
+    generative_model,
+    log_rate,
+    make_guide,
     record_log_likelihood,
 )
 from synthshare.variables import FEATURE_LEVELS, FEATURES

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthshare.simulate_cohort import simulate_cohort
+from synthshare.cohort.simulated import simulate_cohort
 from synthshare.variables import CENTRES, COLUMNS, FEATURE_LEVELS
 
 SEED = 20240716

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthshare.parties import make_skewed_party, split_uniform, subsample_nested, subsample_size
-from synthshare.simulate_cohort import simulate_cohort
-from synthshare.split import split_train_test
+from synthshare.parties.local import subsample_nested, subsample_size
+from synthshare.parties.skew import make_skewed_party
+from synthshare.parties.uniform import split_uniform
+from synthshare.cohort.simulated import simulate_cohort
+from synthshare.parties.split import split_train_test
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The study's cohort from a raw UK Biobank extract (synthshare.ukb_raw), on a fake extract.
+"""The study's cohort from a raw UK Biobank extract (synthshare.cohort.ukb), on a fake extract.
 
 The fake extract (tests/fake_ukb.py) is written in UK Biobank's exact formats. Checks:
 hand-made participants against values worked out by hand; the whole cohort and flow
@@ -21,15 +21,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthshare.cohort_file import read_cohort_file
+from synthshare.cohort.file import read_cohort_file
 from synthshare.errors import InputError
-from synthshare.split import split_train_test
-from synthshare.ukb_raw import FLOW_COLUMNS, build_cohort, select_cohort
+from synthshare.parties.split import split_train_test
+from synthshare.cohort.ukb import FLOW_COLUMNS, build_cohort, select_cohort
 from synthshare.variables import CENTRES, COLUMNS, FEATURE_LEVELS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_ukb import COLUMNS as RAW_COLUMNS  # noqa: E402
 from fake_ukb import WITHDRAWN, FakeUKB, write_fake_ukb  # noqa: E402
+from tests.conftest import copy_workflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -400,36 +401,52 @@ def test_missing_files(fake, tmp_path):
 # --- the rule script and the workflow ------------------------------------------------
 
 
-def _run_script(fake: FakeUKB, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "scripts" / "build_ukb_cohort.py"), "--main", str(fake.main),
-               "--covid-tests", *map(str, fake.covid_tests), "--withdrawals", str(fake.withdrawals),
-               "--cohort", str(out / "cohort.parquet"), "--flow", str(out / "cohort_flow.csv"), *extra]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+def _ukb_config(fake: FakeUKB, run: str, **ukb_raw) -> dict:
+    """config/smoke.yaml with the fake UK Biobank files as the cohort source."""
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    config["run"] = run
+    config["parties"] = "all"
+    config["cohort"] = {"source": "ukb_raw", "ukb_raw": {
+        "main": str(fake.main), "covid_tests": [str(p) for p in fake.covid_tests],
+        "withdrawals": str(fake.withdrawals), "test_cutoff": "2021-03-15", "extra_centres": ["Cardiff"], **ukb_raw}}
+    return config
+
+
+def _run_script(fake: FakeUKB, workdir: Path, **ukb_raw) -> tuple[subprocess.CompletedProcess, Path]:
+    """The cohort rule's script standalone (scripts/_entry.py) in a copy of the workflow; returns the
+    process and the run's data folder."""
+    if not (workdir / "Snakefile").is_file():
+        copy_workflow(workdir)
+    # no extra centres unless a test asks (the workflow test keeps Cardiff)
+    (workdir / "ukb.yaml").write_text(yaml.safe_dump(_ukb_config(fake, "ukb_script", **{"extra_centres": [], **ukb_raw})))
+    command = [sys.executable, str(workdir / "scripts" / "build_ukb_cohort.py"), "--configfile", "ukb.yaml", "cohort"]
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir), workdir / "results" / "ukb_script" / "data"
 
 
 def test_script_writes_the_same_bytes_twice(fake, tmp_path, selection):
     first, second = tmp_path / "a", tmp_path / "b"
-    for out in (first, second):
-        done = _run_script(fake, out)
+    for workdir in (first, second):
+        done, _ = _run_script(fake, workdir)
         assert done.returncode == 0, done.stderr
+    first, second = (w / "results" / "ukb_script" / "data" for w in (first, second))
     for name in ("cohort.parquet", "cohort_flow.csv"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     pd.testing.assert_frame_equal(pd.read_parquet(first / "cohort.parquet"), selection.cohort)
 
 
 def test_script_reports_bad_input_in_one_line(fake, tmp_path):
-    done = _run_script(fake, tmp_path, "--test-cutoff", "2021-13-45")
+    done, data = _run_script(fake, tmp_path, test_cutoff="2021-13-45")
     assert done.returncode == 1
     assert "synthshare: error: cohort.ukb_raw.test_cutoff = '2021-13-45'" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "cohort.parquet").exists()
+    assert not (data / "cohort.parquet").exists()
 
 
 def test_downstream_data_stage_runs_on_the_cohort(fake, tmp_path):
     """The written cohort passes the file-cohort checks and splits per centre."""
-    done = _run_script(fake, tmp_path)
+    done, data = _run_script(fake, tmp_path)
     assert done.returncode == 0, done.stderr
-    loaded = read_cohort_file(tmp_path / "cohort.parquet", list(CENTRES))
+    loaded = read_cohort_file(data / "cohort.parquet", list(CENTRES))
     assert loaded.rows_incomplete == 0
     split = split_train_test(loaded.frame, test_fraction=0.2, min_class_size=2, seed=11)
     assert len(split.train) + len(split.test) == len(loaded.frame)
@@ -443,12 +460,7 @@ def test_workflow_data_stage_with_ukb_raw_source(fake, tmp_path):
     snakemake = Path(sys.executable).parent / "snakemake"
     if not (ROOT / "Snakefile").is_file() or not snakemake.is_file():
         pytest.fail("the workflow (Snakefile) or the snakemake executable is missing")
-    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    config["run"] = "ukb_raw_test"
-    config["parties"] = "all"
-    config["cohort"] = {"source": "ukb_raw", "ukb_raw": {
-        "main": str(fake.main), "covid_tests": [str(p) for p in fake.covid_tests],
-        "withdrawals": str(fake.withdrawals), "test_cutoff": "2021-03-15", "extra_centres": ["Cardiff"]}}
+    config = _ukb_config(fake, "ukb_raw_test")
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     results = tmp_path / "results" / "ukb_raw_test" / "data"

@@ -93,3 +93,34 @@ def test_centres_summary(smoke_run, smoke_config):
     assert list(centres["party"]) == parties_of(smoke_config, "centres")
     truth = json.loads((smoke_run["results"] / "smoke/data/truth.json").read_text())
     assert "ethnicity[South Asian]" in truth["coefficients"]
+
+
+@pytest.mark.parametrize("script, rule, wildcards, output", [
+    ("write_claims.py", "claims", [], "smoke/claims.csv"),
+    ("collect_ledger.py", "collect_ledger", [], "smoke/privacy/ledger.csv"),
+    ("analyse_scenario.py", "analyse_scenario", ["scenario=uniform2", "epsilon=1", "fraction=0.5", "seed=124"],
+     "smoke/analysis/uniform2/eps1/f0.5/seed124/ll.parquet"),
+])
+def test_a_script_run_standalone_is_the_workflow_job(smoke_run, script, rule, wildcards, output):
+    """scripts/_entry.py: `python scripts/X.py --configfile F RULE WILDCARDS` reruns exactly the job."""
+    import subprocess
+    import sys
+
+    workdir, target = smoke_run["workdir"], smoke_run["results"] / output
+    before = target.read_bytes()
+    done = subprocess.run([sys.executable, f"scripts/{script}", "--configfile", "config/smoke.yaml", rule, *wildcards],
+                          cwd=workdir, env=smoke_run["env"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert target.read_bytes() == before
+
+
+def test_a_standalone_script_names_a_wrong_rule_or_wildcard(smoke_run):
+    import subprocess
+    import sys
+
+    workdir = smoke_run["workdir"]
+    for args, expected in [(["no_such_rule"], "'no_such_rule' is not a rule of this workflow"),
+                           (["analyse_scenario", "scenario=centres"], "missing ['epsilon', 'fraction', 'seed']")]:
+        done = subprocess.run([sys.executable, "scripts/analyse_scenario.py", "--configfile", "config/smoke.yaml", *args],
+                              cwd=workdir, env=smoke_run["env"], capture_output=True, text=True, timeout=600)
+        assert done.returncode != 0 and expected in done.stderr, done.stderr[-2000:]

@@ -1,10 +1,9 @@
-"""The analysis stage: the study's Poisson regression, Rubin's rules and the utility experiment.
+"""The analysis stage: the paper's utility experiment on top of the GLM engine.
 
-Public entry point: :func:`fit_poisson` (one data set, statsmodels' numbers). The
-experiment (``experiment.py``) fits thousands of count tables at once with the same
-iteration (``irls.py``), pools them (``rubin.py``) and scores draws (``scoring.py``).
+A party fits the study's Poisson regression (:mod:`synthshare.glm`) to its local data
+combined with the other parties' synthetic data, added in random orders
+(``experiment``), pools the K fits with Rubin's rules (``rubin``) and scores S draws
+on the test set (``scoring``). ``settings`` holds the stage's parameters
+(:class:`AnalysisSettings`), ``inputs`` reads the stage's files, ``job`` runs one
+workflow job end to end and ``tables`` writes its tidy results.
 """
-
-from synthshare.analysis.poisson import PoissonFit, fit_poisson
-
-__all__ = ["PoissonFit", "fit_poisson"]

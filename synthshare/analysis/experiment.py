@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthshare.analysis.cells import drop_features
-from synthshare.analysis.design import Design
-from synthshare.analysis.irls import BatchFit, PoissonBatchSolver
+from synthshare.glm.cells import drop_features
+from synthshare.glm.design import Design
+from synthshare.glm.irls import BatchFit, PoissonBatchSolver
 from synthshare.analysis.rubin import Pooled, pool_rubin
 from synthshare.analysis.scoring import EvaluationSet, draw_coefficients
 from synthshare.variables import FEATURES
@@ -134,7 +134,13 @@ class PartyExperiment:
 
     def run(self, local_counts: np.ndarray, synthetic_counts: np.ndarray, orders: np.ndarray,
             reference: dict[str, str], draw_rng: np.random.Generator) -> PartyResult:
-        """One party's experiment.
+        """One party's experiment: the paper's algorithm.
+
+        Step 0 fits the local data (each variant); step j of order r adds party
+        ``order[j]``'s synthetic sets, fits local ∪ set k of each of the first j parties
+        for every k, pools the K fits (Rubin's rules) and scores S draws of the pooled
+        model. The fitting is :meth:`_pool_prefixes`' job; here only the pooled models
+        are looked up and scored, order by order.
 
         Args:
             local_counts: (*CELL_SHAPE, 2) the party's local data.
@@ -145,39 +151,74 @@ class PartyExperiment:
         """
         design = Design.build(reference)
         summary = FitSummary()
-        local, coef_local, var_local, present_local, local_batch = {}, {}, {}, {}, {}
+        others = synthetic_counts.shape[0]
+        orders = np.asarray(orders)
+        if orders.ndim != 2 or orders.shape[1] != others or any(sorted(o) != list(range(others)) for o in orders.tolist()):
+            raise ValueError(f"orders of shape {orders.shape}; expected permutations of 0..{others - 1}")
+        local, coef_local, var_local, present_local, local_fits = self._fit_local(local_counts, design, summary, draw_rng)
+        pooled_by_set = self._pool_prefixes(local_counts, synthetic_counts, orders, design, local_fits, summary)
+        evaluation = self._evaluation(design)
+        combined = np.empty((orders.shape[0], others, self.draws))
+        last_mean = np.empty((orders.shape[0], design.size))
+        for r, order in enumerate(orders):
+            steps = [pooled_by_set[frozenset(order[: j + 1].tolist())] for j in range(others)]
+            mean, var, present = (np.stack(part) for part in zip(*steps))
+            coef = draw_coefficients(mean, var, present, self.draws, draw_rng)
+            combined[r] = np.where(present[:, :1], evaluation.loglik(coef), np.nan)
+            last_mean[r] = mean[-1]
+        if orders.shape[0]:
+            coef_last, var_last, present_last = pooled_by_set[frozenset(range(others))]
+        else:
+            coef_last = var_last = present_last = None
+        return PartyResult(design, local, combined, coef_local, var_local, present_local,
+                           coef_last, var_last, present_last, last_mean, summary)
+
+    def _fit_local(self, local_counts: np.ndarray, design: Design, summary: FitSummary, draw_rng: np.random.Generator):
+        """Step 0 ("local only") of every variant: fit, draw S coefficients, score.
+
+        Returns (variant -> (S,) log-likelihoods, coefficients (P,), variances (P,),
+        present (P,)) and the full model's local fit (the warm start of step 1).
+        """
+        local, coef_local, var_local, present_local = {}, {}, {}, {}
+        full_fit = None
         for variant in self.variants:
             variant_design = design if variant == "full" else design.without("ethnicity")
             table = local_counts if variant == "full" else drop_features(local_counts, FEATURES, variant_design.features)
             batch = self._solver(variant_design).fit(table[None])
-            local_batch[variant] = batch
+            if variant == "full":
+                full_fit = batch
             summary.add(batch)
             # a single fit: Rubin's rules with K = 1 reduce to its own coefficients and variances
             pooled = pool_rubin(batch.coef[:, None], batch.var[:, None], batch.present[:, None])
             coef = draw_coefficients(pooled.mean, pooled.var, pooled.present, self.draws, draw_rng)
             local[variant] = _without_model(self._evaluation(variant_design).loglik(coef), pooled)[0]
             coef_local[variant], var_local[variant], present_local[variant] = batch.coef[0], batch.var[0], batch.present[0]
+        if full_fit is None:
+            full_fit = self._solver(design).fit(local_counts.astype(np.int32)[None])
+        return local, coef_local, var_local, present_local, full_fit
 
+    def _pool_prefixes(self, local_counts: np.ndarray, synthetic_counts: np.ndarray, orders: np.ndarray,
+                       design: Design, local_fit: BatchFit, summary: FitSummary) -> dict[frozenset, tuple]:
+        """The pooled model of every distinct set of first-j parties of the orders (j ≥ 1).
+
+        Returns frozenset of party indices -> (mean (P,), var (P,), present (P,)). The
+        speed-ups live here, none changes a number:
+
+        - step j's data depend on the *set* of the first j parties, not on their order,
+          so each distinct set is fitted once (at R = 100, M = 16 about a quarter of the
+          fits repeat an earlier set);
+        - orders are walked step by step, so step j's k-th fit starts Newton from step
+          j − 1's k-th fit (the local fit at step 1): one more party's data moves the
+          MLE little, and the solver replays statsmodels wherever the MLE does not exist;
+        - the new sets of a group of orders at one step go through one solver call, the
+          combined tables kept as running sums.
+        """
         others, sets = synthetic_counts.shape[:2]
-        orders = np.asarray(orders)
-        if orders.ndim != 2 or orders.shape[1] != others or any(sorted(o) != list(range(others)) for o in orders.tolist()):
-            raise ValueError(f"orders of shape {orders.shape}; expected permutations of 0..{others - 1}")
-        combined = np.empty((orders.shape[0], others, self.draws))
-        last_mean = np.empty((orders.shape[0], design.size))
         solver = self._solver(design)
-        evaluation = self._evaluation(design)
         local_table = local_counts.astype(np.int32)
-        if "full" not in local_batch:
-            local_batch["full"] = solver.fit(local_table[None])
-        # Step j's data depend on the *set* of the first j parties, not on their order:
-        # pooled models are cached by that set and each distinct set is fitted once
-        # (at R = 100, M = 16 about a quarter of the fits repeat an earlier set).
-        # Orders are walked step by step, so step j's k-th fit starts Newton from step
-        # j − 1's k-th fit (the local fit at step 1): one more party's data moves the MLE
-        # little, and the solver replays statsmodels wherever the MLE does not exist.
-        pooled_by_set: dict[frozenset, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        starts_by_set: dict[frozenset, np.ndarray] = {frozenset(): _warm_starts(local_batch["full"], np.zeros(sets, np.intp))}
         P = design.size
+        pooled_by_set: dict[frozenset, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        starts_by_set: dict[frozenset, np.ndarray] = {frozenset(): _warm_starts(local_fit, np.zeros(sets, np.intp))}
         group = max(1, _FITS_PER_CALL // max(1, sets))
         for first in range(0, orders.shape[0], group):
             block = orders[first : first + group]
@@ -201,18 +242,7 @@ class PartyExperiment:
                 for i, key in enumerate(keys):
                     pooled_by_set[key] = (pooled.mean[i], pooled.var[i], pooled.present[i])
                     starts_by_set[key] = _warm_starts(batch, np.arange(i * sets, (i + 1) * sets))
-            for r, order in enumerate(block, start=first):
-                steps = [pooled_by_set[frozenset(order[: j + 1].tolist())] for j in range(others)]
-                mean, var, present = (np.stack(part) for part in zip(*steps))
-                coef = draw_coefficients(mean, var, present, self.draws, draw_rng)
-                combined[r] = np.where(present[:, :1], evaluation.loglik(coef), np.nan)
-                last_mean[r] = mean[-1]
-        if orders.shape[0]:
-            coef_last, var_last, present_last = pooled_by_set[frozenset(range(others))]
-        else:
-            coef_last = var_last = present_last = None
-        return PartyResult(design, local, combined, coef_local, var_local, present_local,
-                           coef_last, var_last, present_last, last_mean, summary)
+        return pooled_by_set
 
     def _solver(self, design: Design) -> PoissonBatchSolver:
         if design not in self._solvers:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthshare.analysis.design import Design
-from synthshare.analysis.margins import MarginPlan
+from synthshare.glm.design import Design
+from synthshare.glm.margins import MarginPlan
 
 
 def draw_coefficients(mean: np.ndarray, var: np.ndarray, present: np.ndarray, draws: int,

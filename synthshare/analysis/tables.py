@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthshare.analysis.design import Design
+from synthshare.glm.design import Design
 from synthshare.analysis.experiment import PartyResult
 from synthshare.atomic import atomic_path
 from synthshare.errors import InputError

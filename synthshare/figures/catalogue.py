@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthshare.grid import centre_parties, model_settings, skew_enabled
+from synthshare.paths import RunPaths
 
 PAPER_CATEGORY = "3. Figures of the paper"
 BEYOND_CATEGORY = "4. Beyond the paper"
@@ -130,32 +131,13 @@ def claim_settings(config: dict) -> dict[str, Any]:
     }
 
 
-def results_dir(config: dict) -> str:
-    """``results/<run>``: where every output of the run lives."""
-    return f"results/{config['run']}"
-
-
-def figure_path(config: dict, name: str, extension: str) -> str:
-    """``results/<run>/figures/<name>.<extension>`` (extension ``pdf`` or ``png``)."""
-    return f"{results_dir(config)}/figures/{name}.{extension}"
-
-
-def table_path(config: dict, name: str) -> str:
-    """``results/<run>/tables/<name>.csv``."""
-    return f"{results_dir(config)}/tables/{name}.csv"
-
-
-def claims_path(config: dict) -> str:
-    """``results/<run>/claims.csv``."""
-    return f"{results_dir(config)}/claims.csv"
-
-
 def figure_targets(config: dict) -> list[str]:
     """Every file the figures stage writes for this config: PDFs, PNGs, tables, claims.csv."""
+    paths = RunPaths(config["run"])
     targets: list[str] = []
     for product in requested_products(config):
         for name in product.figures:
-            targets += [figure_path(config, name, "pdf"), figure_path(config, name, "png")]
-        targets += [table_path(config, name) for name in product.tables]
-    targets.append(claims_path(config))
+            targets += [paths.figure(name, "pdf"), paths.figure(name, "png")]
+        targets += [paths.table(name) for name in product.tables]
+    targets.append(paths.claims)
     return targets

@@ -2,7 +2,7 @@
 
 Box statistics are the paper's: quartile box, median, whiskers to the furthest sample
 within 1.5 IQR of the box, no fliers. Tests are Welch's t-test on jointly ranked
-samples (``synthshare.analysis.welch.ranked_welch``), one-sided "combined > local only"
+samples (``synthshare.figures.welch.ranked_welch``), one-sided "combined > local only"
 for Figs 1-3 and 6 and two-sided for Figs 4 and 5; stars at p <= 0.05, 0.01, 0.001.
 """
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import cbook
+
+from synthshare.figures.welch import ranked_welch
 
 WHISKER_IQR = 1.5
 STAR_LEVELS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
@@ -81,8 +83,6 @@ def compare(a: np.ndarray, b: np.ndarray, alternative: str = "greater") -> Compa
     ``"two-sided"`` for Figs 4 and 5. A test that is undefined (both samples constant)
     gives NaN statistic and p-value.
     """
-    from synthshare.analysis.welch import ranked_welch  # the analysis stage owns the test
-
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.size < 2 or b.size < 2:

@@ -1,8 +1,10 @@
 """The DP generator stage: DPVI (d3p) fits of the study's mixture + Poisson model per
 party, a privacy ledger, and K synthetic data sets per fit.
 
-Modules: ``model`` (numpyro model, guide, closed-form per-record gradients),
-``subsampling`` (Poisson batches), ``dpvi`` (d3p ``DPSVI`` subclasses), ``accounting``
-(σ and ε), ``fit`` (vectorised fitting), ``sampling`` (synthetic sets), ``ledger``,
-``generate`` (one job end to end), ``settings``, ``compilation``.
+Modules: ``encoding`` (records as level codes, one-hot blocks, the design),
+``model`` (numpyro model and guide), ``gradients`` (closed-form per-record, clipped
+and prior gradients), ``subsampling`` (Poisson batches), ``dpvi`` (d3p ``DPSVI``
+subclasses), ``accounting`` (σ and ε), ``fit`` (vectorised fitting), ``sampling``
+(synthetic sets), ``ledger``, ``job`` (one workflow job end to end), ``settings``,
+``compilation``, ``resources``.
 """

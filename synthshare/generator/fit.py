@@ -35,15 +35,9 @@ from numpyro.optim import Adam
 from synthshare.errors import InputError
 from synthshare.generator.compilation import compile_for_one_thread
 from synthshare.generator.dpvi import AlignedPoissonDPSVI, PoissonDPSVI
-from synthshare.generator.model import (
-    clipped_gradient_sum,
-    encode_records,
-    generative_model,
-    make_guide,
-    prior_log_density,
-    prior_log_density_and_gradient,
-    record_log_likelihood,
-)
+from synthshare.generator.encoding import encode_records
+from synthshare.generator.gradients import clipped_gradient_sum, prior_log_density, prior_log_density_and_gradient
+from synthshare.generator.model import generative_model, make_guide, record_log_likelihood
 from synthshare.generator.settings import GeneratorSettings
 
 MAX_CHUNK_EPOCHS = 25

@@ -21,11 +21,10 @@ import pandas as pd
 from numpyro.infer.util import constrain_fn
 
 from synthshare.generator.fit import PartyFit
+from synthshare.generator.encoding import LEVEL_COUNTS, decode_records
 from synthshare.generator.model import (
-    LEVEL_COUNTS,
     FeatureMixture,
     ModelSettings,
-    decode_records,
     feature_probabilities,
     generative_model,
     log_rate,

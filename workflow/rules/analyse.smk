@@ -8,31 +8,27 @@ from synthshare.analysis.resources import runtime_minutes as analysis_minutes
 ORDERS = config["analysis"]["orders"]
 SETS = config["generator"]["synthetic_sets"]
 
-ANALYSIS_JOB = f"{RESULTS}/analysis/{{scenario}}/eps{{epsilon}}/f{{fraction}}/seed{{seed}}"
-
-
 rule analyse_scenario:
     input:
-        local=lambda w: [local_path(w.scenario, w.fraction, p) for p in parties_of(w.scenario)],
-        synthetic=lambda w: [synthetic_path(w.scenario, w.epsilon, w.fraction, w.seed, p) for p in parties_of(w.scenario)],
+        local=lambda w: [PATHS.local(w.scenario, w.fraction, p) for p in parties_of(w.scenario)],
+        synthetic=lambda w: [
+            PATHS.generator_file("synthetic", w.scenario, w.epsilon, w.fraction, w.seed, p) for p in parties_of(w.scenario)
+        ],
         test=rules.split.output.test,
     output:
-        ll=f"{ANALYSIS_JOB}/ll.parquet",
-        coef=f"{ANALYSIS_JOB}/coef.parquet",
+        ll=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "ll"),
+        coef=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "coef"),
     params:
         scenario=lambda w: w.scenario,
         parties=lambda w: parties_of(w.scenario),
         epsilon=lambda w: float(w.epsilon),
         fraction=lambda w: float(w.fraction),
         seed=lambda w: int(w.seed),
-        orders=config["analysis"]["orders"],
-        order_seed=config["analysis"]["order_seed"],
-        draws=config["analysis"]["draws"],
-        draw_seed=config["analysis"]["draw_seed"],
+        settings=config["analysis"],
     log:
-        f"{RESULTS}/logs/analyse/{{scenario}}_eps{{epsilon}}_f{{fraction}}_seed{{seed}}.log",
+        PATHS.log(PATHS.job_name("{scenario}", "{epsilon}", "{fraction}", "{seed}"), "analyse"),
     benchmark:
-        f"{RESULTS}/benchmarks/analyse/{{scenario}}_eps{{epsilon}}_f{{fraction}}_seed{{seed}}.tsv"
+        PATHS.benchmark(PATHS.job_name("{scenario}", "{epsilon}", "{fraction}", "{seed}"), "analyse")
     # single-threaded numpy: Snakemake runs one job per core
     threads: 1
     resources:
@@ -41,31 +37,32 @@ rule analyse_scenario:
         runtime=lambda w, attempt: analysis_minutes(
             len(parties_of(w.scenario)), len(parties_of(w.scenario)) - 1, ORDERS, SETS, attempt
         ),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/analyse_scenario.py"
 
 
 rule analyse_skew:
     input:
-        local=[skew_local_path(s) for s in config["skew"]["fractions"]],
-        synthetic=lambda w: [synthetic_path("centres", w.epsilon, 1.0, w.seed, p) for p in parties_of("centres")],
-        eval=f"{RESULTS}/data/skew/eval.parquet",
+        local=[PATHS.skew_local(s) for s in config["skew"]["fractions"]],
+        synthetic=lambda w: [
+            PATHS.generator_file("synthetic", "centres", w.epsilon, 1.0, w.seed, p) for p in parties_of("centres")
+        ],
+        eval=PATHS.skew_eval,
     output:
-        ll=f"{RESULTS}/analysis/skew/eps{{epsilon}}/seed{{seed}}/ll.parquet",
-        coef=f"{RESULTS}/analysis/skew/eps{{epsilon}}/seed{{seed}}/coef.parquet",
+        ll=PATHS.skew_job("{epsilon}", "{seed}", "ll"),
+        coef=PATHS.skew_job("{epsilon}", "{seed}", "coef"),
     params:
         epsilon=lambda w: float(w.epsilon),
         seed=lambda w: int(w.seed),
         skews=config["skew"]["fractions"],
         centres=parties_of("centres"),
-        orders=config["analysis"]["orders"],
-        order_seed=config["analysis"]["order_seed"],
-        draws=config["analysis"]["draws"],
-        draw_seed=config["analysis"]["draw_seed"],
+        settings=config["analysis"],
     log:
-        f"{RESULTS}/logs/analyse/skew_eps{{epsilon}}_seed{{seed}}.log",
+        PATHS.log(PATHS.job_name("skew", "{epsilon}", None, "{seed}"), "analyse"),
     benchmark:
-        f"{RESULTS}/benchmarks/analyse/skew_eps{{epsilon}}_seed{{seed}}.tsv"
+        PATHS.benchmark(PATHS.job_name("skew", "{epsilon}", None, "{seed}"), "analyse")
     threads: 1
     resources:
         mem_mb=attempt_scaled(3000),
@@ -73,6 +70,8 @@ rule analyse_skew:
         runtime=lambda w, attempt: analysis_minutes(
             len(config["skew"]["fractions"]), len(parties_of("centres")), ORDERS, SETS, attempt
         ),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/analyse_skew.py"
 
@@ -82,37 +81,41 @@ rule fit_reference:
         train=rules.split.output.train,
         test=rules.split.output.test,
         # the skewed party's evaluation set, when the run has the skew experiment
-        skew_eval=[f"{RESULTS}/data/skew/eval.parquet"] if SKEW else [],
+        skew_eval=[PATHS.skew_eval] if SKEW else [],
     output:
-        reference=f"{RESULTS}/analysis/reference.parquet",
-        coef=f"{RESULTS}/analysis/reference_coef.parquet",
+        reference=PATHS.reference,
+        coef=PATHS.reference_coef,
     log:
-        f"{RESULTS}/logs/analyse/fit_reference.log",
+        PATHS.log("fit_reference", "analyse"),
     benchmark:
-        f"{RESULTS}/benchmarks/analyse/fit_reference.tsv"
+        PATHS.benchmark("fit_reference", "analyse")
     threads: 1
     resources:
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(10),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/fit_reference.py"
 
 
 rule collect_analysis:
     input:
-        ll=analysis_jobs(),
-        coef=[path.removesuffix("ll.parquet") + "coef.parquet" for path in analysis_jobs()],
+        ll=analysis_job_files("ll"),
+        coef=analysis_job_files("coef"),
     output:
-        ll=f"{RESULTS}/analysis/ll.parquet",
-        coef=f"{RESULTS}/analysis/coef.parquet",
+        ll=PATHS.ll,
+        coef=PATHS.coef,
     log:
-        f"{RESULTS}/logs/analyse/collect_analysis.log",
+        PATHS.log("collect_analysis", "analyse"),
     benchmark:
-        f"{RESULTS}/benchmarks/analyse/collect_analysis.tsv"
+        PATHS.benchmark("collect_analysis", "analyse")
     threads: 1
     resources:
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(30),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/collect_analysis.py"
 

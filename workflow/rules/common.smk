@@ -1,5 +1,6 @@
 # Config loading, the experiment grid, wildcard constraints and input functions.
-# All path logic lives here; the other .smk files only name rules, inputs and outputs.
+# Paths come from synthshare.paths.RunPaths (PATHS); the other .smk files only name rules,
+# inputs and outputs.
 
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from synthshare.config import check_config, load_schema
 from synthshare.errors import InputError
 from synthshare.figures.catalogue import figure_targets
 from synthshare.grid import centre_fractions, model_settings, parties_of as grid_parties_of, skew_enabled
-from synthshare.naming import format_number as fmt, uniform_parties
+from synthshare.naming import uniform_parties
+from synthshare.paths import RunPaths
 
 
 # One line naming the key, the value and what is allowed, before any job runs; then
@@ -30,7 +32,7 @@ if config["cohort"]["source"] == "simulated":
         str(_params_file),
     )
 
-RESULTS = f"results/{config['run']}"
+PATHS = RunPaths(config["run"])
 SEEDS = [int(s) for s in config["seeds"]]
 MODEL_SETTINGS = model_settings(config)
 REF_EPSILON = float(config["reference"]["epsilon"])
@@ -52,67 +54,47 @@ def parties_of(scenario):
     return grid_parties_of(config, scenario)
 
 
-def local_path(scenario, fraction, party):
-    return f"{RESULTS}/data/local/{scenario}/f{fmt(float(fraction))}/{party}.parquet"
+def get_cohort_inputs(wildcards):
+    """The cohort rule's inputs: what the configured source reads."""
+    source = config["cohort"]["source"]
+    if source == "simulated":
+        return {"parameters": config["cohort"]["simulated"]["parameters"]}
+    if source == "file":
+        return {"cohort": config["cohort"]["file"]["path"]}
+    raw = config["cohort"]["ukb_raw"]
+    inputs = {"main": raw["main"], "covid_tests": raw["covid_tests"]}
+    if raw["withdrawals"]:
+        inputs["withdrawals"] = raw["withdrawals"]
+    return inputs
 
 
-def skew_local_path(skew):
-    return f"{RESULTS}/data/skew/local_s{fmt(float(skew))}.parquet"
-
-
-def generator_dir(scenario, epsilon, fraction, seed, party):
-    return f"{RESULTS}/generator/{scenario}/eps{fmt(float(epsilon))}/f{fmt(float(fraction))}/seed{seed}/{party}"
-
-
-def synthetic_path(scenario, epsilon, fraction, seed, party):
-    return f"{generator_dir(scenario, epsilon, fraction, seed, party)}/synthetic.parquet"
-
-
-def all_privacy_records():
-    """privacy.json of every generator fit of the run."""
+def generator_files(kind):
+    """One kind of generator file (synthshare.paths.GENERATOR_FILES) of every fit of the run."""
     return [
-        f"{generator_dir(s.scenario, s.epsilon, s.fraction, seed, party)}/privacy.json"
+        PATHS.generator_file(kind, s.scenario, s.epsilon, s.fraction, seed, party)
         for s in MODEL_SETTINGS
         for seed in SEEDS
         for party in parties_of(s.scenario)
     ]
 
 
-def all_elbo_traces():
-    """elbo.csv of every generator fit of the run (the figures stage plots them)."""
-    return [
-        f"{generator_dir(s.scenario, s.epsilon, s.fraction, seed, party)}/elbo.csv"
-        for s in MODEL_SETTINGS
-        for seed in SEEDS
-        for party in parties_of(s.scenario)
-    ]
-
-
-def analysis_jobs():
-    """ll.parquet of every analysis job of the run (scenario jobs, then skew jobs)."""
-    jobs = [
-        f"{RESULTS}/analysis/{s.scenario}/eps{fmt(s.epsilon)}/f{fmt(s.fraction)}/seed{seed}/ll.parquet"
-        for s in MODEL_SETTINGS
-        for seed in SEEDS
-    ]
+def analysis_job_files(name):
+    """``ll`` or ``coef`` of every analysis job of the run (scenario jobs, then skew jobs)."""
+    jobs = [PATHS.analysis_job(s.scenario, s.epsilon, s.fraction, seed, name) for s in MODEL_SETTINGS for seed in SEEDS]
     if SKEW:
-        jobs += [f"{RESULTS}/analysis/skew/eps{fmt(REF_EPSILON)}/seed{seed}/ll.parquet" for seed in SEEDS]
+        jobs += [PATHS.skew_job(REF_EPSILON, seed, name) for seed in SEEDS]
     return jobs
 
 
 def data_outputs():
     """Everything the data stage writes for this config."""
-    outputs = [
-        f"{RESULTS}/data/centres.csv",
-        f"{RESULTS}/data/truth.json",
-        f"{RESULTS}/data/cohort_flow.csv",
-    ]
-    outputs += [local_path("centres", f, p) for p in parties_of("centres") for f in centre_fractions(config)]
+    outputs = [PATHS.centres, PATHS.truth, PATHS.cohort_flow]
+    outputs += [PATHS.local("centres", f, p) for p in parties_of("centres") for f in centre_fractions(config)]
     for m in config["uniform"]["party_counts"]:
-        outputs += [local_path(f"uniform{m}", config["uniform"]["fraction"], p) for p in uniform_parties(m)]
+        outputs += [PATHS.local(f"uniform{m}", config["uniform"]["fraction"], p) for p in uniform_parties(m)]
     if SKEW:
-        outputs += [skew_local_path(s) for s in config["skew"]["fractions"]]
-        outputs.append(f"{RESULTS}/data/skew/eval.parquet")
+        outputs += [PATHS.skew_local(s) for s in config["skew"]["fractions"]]
+        outputs.append(PATHS.skew_eval)
     return outputs
 
 

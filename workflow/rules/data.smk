@@ -1,19 +1,6 @@
 # Data stage: cohort -> per-centre train/test split -> the parties' local data sets.
 
 
-def cohort_inputs(wildcards):
-    source = config["cohort"]["source"]
-    if source == "simulated":
-        return {"parameters": config["cohort"]["simulated"]["parameters"]}
-    if source == "file":
-        return {"cohort": config["cohort"]["file"]["path"]}
-    raw = config["cohort"]["ukb_raw"]
-    inputs = {"main": raw["main"], "covid_tests": raw["covid_tests"]}
-    if raw["withdrawals"]:
-        inputs["withdrawals"] = raw["withdrawals"]
-    return inputs
-
-
 COHORT_SCRIPTS = {
     "simulated": "../../scripts/make_simulated_cohort.py",
     "file": "../../scripts/read_cohort_file.py",
@@ -23,22 +10,23 @@ COHORT_SCRIPTS = {
 
 rule cohort:
     input:
-        unpack(cohort_inputs),
+        unpack(get_cohort_inputs),
     output:
-        cohort=f"{RESULTS}/data/cohort.parquet",
-        truth=f"{RESULTS}/data/truth.json",
-        flow=f"{RESULTS}/data/cohort_flow.csv",
+        cohort=PATHS.cohort,
+        truth=PATHS.truth,
+        flow=PATHS.cohort_flow,
     params:
         settings=config["cohort"][config["cohort"]["source"]],
         parties=parties_of("centres"),
         test_cutoff=config["cohort"]["ukb_raw"]["test_cutoff"],
         extra_centres=config["cohort"]["ukb_raw"]["extra_centres"],
-        withdrawals=config["cohort"]["ukb_raw"]["withdrawals"] or None,
     log:
-        f"{RESULTS}/logs/cohort.log",
+        PATHS.log("cohort"),
     resources:
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(10),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         COHORT_SCRIPTS[config["cohort"]["source"]]
 
@@ -47,11 +35,11 @@ rule split:
     input:
         cohort=rules.cohort.output.cohort,
     output:
-        train=f"{RESULTS}/data/train.parquet",
-        test=f"{RESULTS}/data/test.parquet",
-        report=f"{RESULTS}/data/split_report.json",
+        train=PATHS.train,
+        test=PATHS.test,
+        report=PATHS.split_report,
         centres=report(
-            f"{RESULTS}/data/centres.csv",
+            PATHS.centres,
             caption="../report/centres.rst",
             category="1. Data",
         ),
@@ -59,10 +47,12 @@ rule split:
         settings=config["split"],
         parties=parties_of("centres"),
     log:
-        f"{RESULTS}/logs/split.log",
+        PATHS.log("split"),
     resources:
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(10),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/split_cohort.py"
 
@@ -72,16 +62,18 @@ rule local_centres:
         train=rules.split.output.train,
     output:
         # party-major, fraction-minor: the order scripts/make_local_centres.py writes in
-        [local_path("centres", f, p) for p in parties_of("centres") for f in centre_fractions(config)],
+        [PATHS.local("centres", f, p) for p in parties_of("centres") for f in centre_fractions(config)],
     params:
         parties=parties_of("centres"),
         fractions=centre_fractions(config),
         seed=config["subsample_seed"],
     log:
-        f"{RESULTS}/logs/local_centres.log",
+        PATHS.log("local_centres"),
     resources:
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(10),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/make_local_centres.py"
 
@@ -95,15 +87,17 @@ for _party_count in config["uniform"]["party_counts"]:
         input:
             train=rules.split.output.train,
         output:
-            [local_path(f"uniform{_party_count}", config["uniform"]["fraction"], p) for p in uniform_parties(_party_count)],
+            [PATHS.local(f"uniform{_party_count}", config["uniform"]["fraction"], p) for p in uniform_parties(_party_count)],
         params:
             fraction=config["uniform"]["fraction"],
             seed=config["uniform"]["seed"],
         log:
-            f"{RESULTS}/logs/local_uniform{_party_count}.log",
+            PATHS.log(f"local_uniform{_party_count}"),
         resources:
             mem_mb=attempt_scaled(2000),
             runtime=attempt_scaled(10),
+        conda:
+            "../envs/synthshare.yaml"
         script:
             "../../scripts/make_uniform_parties.py"
 
@@ -112,17 +106,19 @@ rule skewed_party:
     input:
         test=rules.split.output.test,
     output:
-        local=[skew_local_path(s) for s in config["skew"]["fractions"]],
-        evaluation=f"{RESULTS}/data/skew/eval.parquet",
+        local=[PATHS.skew_local(s) for s in config["skew"]["fractions"]],
+        evaluation=PATHS.skew_eval,
     params:
         fractions=config["skew"]["fractions"],
         ethnicity=config["skew"]["ethnicity"],
         seed=config["skew"]["seed"],
     log:
-        f"{RESULTS}/logs/skewed_party.log",
+        PATHS.log("skewed_party"),
     resources:
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(10),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/make_skewed_party.py"
 

@@ -7,20 +7,17 @@ from synthshare.figures.catalogue import (
     CLAIMS_CATEGORY,
     TABLES_CATEGORY,
     claim_settings,
-    claims_path,
-    figure_path,
     requested_products,
-    table_path,
 )
 
 # What a product may read, by input kind (synthshare.figures.catalogue.INPUT_KINDS).
 FIGURE_INPUTS = {
-    "ll": f"{RESULTS}/analysis/ll.parquet",
-    "reference": f"{RESULTS}/analysis/reference.parquet",
-    "coef": f"{RESULTS}/analysis/coef.parquet",
-    "truth": f"{RESULTS}/data/truth.json",
-    "ledger": f"{RESULTS}/privacy/ledger.csv",
-    "elbo": all_elbo_traces(),
+    "ll": PATHS.ll,
+    "reference": PATHS.reference,
+    "coef": PATHS.coef,
+    "truth": PATHS.truth,
+    "ledger": PATHS.ledger,
+    "elbo": generator_files("elbo"),
 }
 
 
@@ -36,16 +33,16 @@ for _product in requested_products(config):
         output:
             **{
                 f"{name}_png": report(
-                    figure_path(config, name, "png"),
+                    PATHS.figure(name, "png"),
                     caption=f"../report/{name}.rst",
                     category=_product.category,
                     subcategory=_product.title,
                 )
                 for name in _product.figures
             },
-            **{f"{name}_pdf": figure_path(config, name, "pdf") for name in _product.figures},
+            **{f"{name}_pdf": PATHS.figure(name, "pdf") for name in _product.figures},
             **{
-                f"{name}_table": report(table_path(config, name), caption="../report/tables.rst", category=TABLES_CATEGORY)
+                f"{name}_table": report(PATHS.table(name), caption="../report/tables.rst", category=TABLES_CATEGORY)
                 for name in _product.tables
             },
         params:
@@ -53,10 +50,12 @@ for _product in requested_products(config):
             # What is drawn; a change of settings reruns the job.
             settings=_product.settings,
         log:
-            f"{RESULTS}/logs/figures/{_product.name}.log",
+            PATHS.log(_product.name, "figures"),
         resources:
             mem_mb=attempt_scaled(4000),
             runtime=attempt_scaled(20),
+        conda:
+            "../envs/synthshare.yaml"
         script:
             "../../scripts/plot_figure.py"
 
@@ -64,15 +63,17 @@ for _product in requested_products(config):
 rule claims:
     """claims.csv: every qualitative claim of the paper, tested on this run."""
     input:
-        ll=f"{RESULTS}/analysis/ll.parquet",
+        ll=PATHS.ll,
     output:
-        claims=report(claims_path(config), caption="../report/claims.rst", category=CLAIMS_CATEGORY),
+        claims=report(PATHS.claims, caption="../report/claims.rst", category=CLAIMS_CATEGORY),
     params:
         settings=claim_settings(config),
     log:
-        f"{RESULTS}/logs/figures/claims.log",
+        PATHS.log("claims", "figures"),
     resources:
         mem_mb=attempt_scaled(4000),
         runtime=attempt_scaled(20),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/write_claims.py"

@@ -6,14 +6,9 @@
 
 from synthshare.generator.resources import memory_mb, runtime_minutes
 from synthshare.generator.settings import GeneratorSettings
+from synthshare.paths import GENERATOR_FILES
 
 GENERATOR_SETTINGS = GeneratorSettings.from_config(config["generator"])
-GENERATOR_FILES = {
-    "synthetic": "synthetic.parquet",
-    "params": "params.npz",
-    "elbo": "elbo.csv",
-    "privacy": "privacy.json",
-}
 
 for _scenario in sorted({s.scenario for s in MODEL_SETTINGS}):
 
@@ -21,14 +16,14 @@ for _scenario in sorted({s.scenario for s in MODEL_SETTINGS}):
         name:
             f"fit_generators_{_scenario}"
         input:
-            local=lambda w, scenario=_scenario: [local_path(scenario, w.fraction, p) for p in parties_of(scenario)],
+            local=lambda w, scenario=_scenario: [PATHS.local(scenario, w.fraction, p) for p in parties_of(scenario)],
         output:
             **{
                 kind: [
-                    f"{RESULTS}/generator/{_scenario}/eps{{epsilon}}/f{{fraction}}/seed{{seed}}/{party}/{name}"
+                    PATHS.generator_file(kind, _scenario, "{epsilon}", "{fraction}", "{seed}", party)
                     for party in parties_of(_scenario)
                 ]
-                for kind, name in GENERATOR_FILES.items()
+                for kind in GENERATOR_FILES
             },
         params:
             parties=parties_of(_scenario),
@@ -38,33 +33,37 @@ for _scenario in sorted({s.scenario for s in MODEL_SETTINGS}):
             seed=lambda w: int(w.seed),
             settings=config["generator"],
         log:
-            f"{RESULTS}/logs/generate/{_scenario}_eps{{epsilon}}_f{{fraction}}_seed{{seed}}.log",
+            PATHS.log(PATHS.job_name(_scenario, "{epsilon}", "{fraction}", "{seed}"), "generate"),
         benchmark:
-            f"{RESULTS}/benchmarks/generate/{_scenario}_eps{{epsilon}}_f{{fraction}}_seed{{seed}}.tsv"
+            PATHS.benchmark(PATHS.job_name(_scenario, "{epsilon}", "{fraction}", "{seed}"), "generate")
         # One thread: the training loop is compiled sequential (synthshare.generator.compilation).
         threads: 1
         resources:
             mem_mb=lambda w, input, attempt: memory_mb(input.local, GENERATOR_SETTINGS, attempt),
             runtime=lambda w, input, attempt: runtime_minutes(input.local, GENERATOR_SETTINGS, attempt),
+        conda:
+            "../envs/synthshare.yaml"
         script:
             "../../scripts/fit_generators.py"
 
 
 rule collect_ledger:
     input:
-        all_privacy_records(),
+        generator_files("privacy"),
     output:
         ledger=report(
-            f"{RESULTS}/privacy/ledger.csv",
+            PATHS.ledger,
             caption="../report/ledger.rst",
             category="2. Privacy",
         ),
     log:
-        f"{RESULTS}/logs/generate/collect_ledger.log",
+        PATHS.log("collect_ledger", "generate"),
     threads: 1
     resources:
         mem_mb=attempt_scaled(1000),
         runtime=attempt_scaled(10),
+    conda:
+        "../envs/synthshare.yaml"
     script:
         "../../scripts/collect_ledger.py"
 
@@ -73,4 +72,4 @@ rule generate:
     """Target: the whole generator stage (snakemake generate)."""
     input:
         rules.collect_ledger.output,
-        [p.removesuffix("privacy.json") + "synthetic.parquet" for p in all_privacy_records()],
+        generator_files("synthetic"),

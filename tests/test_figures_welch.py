@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from synthshare.analysis.welch import ranked_welch
+from synthshare.figures.welch import ranked_welch
 
 
 @pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])

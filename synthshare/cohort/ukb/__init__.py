@@ -5,11 +5,11 @@ converted by ``ukbconv <file> csv``, the COVID-19 test result files and the with
 file. :func:`build_cohort` applies the study's preprocessing (exclusions, derived
 variables, complete cases, tested participants) and returns the cohort and a flow
 table of every exclusion. The field -> variable and code -> value rules are data:
-``synthshare/data/ukb_fields.csv`` and ``synthshare/data/ukb_codings.csv``. The user
+``synthshare/cohort/ukb/ukb_fields.csv`` and ``synthshare/cohort/ukb/ukb_codings.csv``. The user
 guide is ``docs/ukb_biobank.md``.
 """
 
-from synthshare.ukb_raw.cohort import (
+from synthshare.cohort.ukb.cohort import (
     FLOW_COLUMNS,
     CohortSelection,
     build_cohort,

@@ -34,7 +34,7 @@ they are found and corrected one by one (``_clip_corrections``, ``_sandwich_weig
 
 Speed: every margin needed (score, Hessian, meat) is a margin of n ⊙ μ (or s ⊙ μ,
 n ⊙ μ²) with μ = exp(β₀) Π_f exp(β_f[x_f]) a product of per-level factors, so
-:class:`~synthshare.analysis.margins.FactorMargins` gets them from two small matrix
+:class:`~synthshare.glm.margins.FactorMargins` gets them from two small matrix
 products per fit without forming μ over the cells. Fits are solved in waves of
 ``chunk``, ordered by their number of zero-positive levels (≈ 6 vs ≈ 20 iterations).
 Given warm starts, a fit whose table has no zero-positive level (a unique finite MLE,
@@ -57,8 +57,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthshare.analysis.design import Design
-from synthshare.analysis.margins import FactorMargins, MarginPlan
+from synthshare.glm.design import Design
+from synthshare.glm.margins import FactorMargins, MarginPlan
 
 MAX_ITER = 100
 """statsmodels' default ``maxiter`` for IRLS."""

@@ -111,7 +111,7 @@ def load_tables(fields_path: str | None = None, codings_path: str | None = None)
 
 
 def _packaged(name: str) -> Path:
-    return Path(str(resources.files("synthshare") / "data" / name))
+    return Path(str(resources.files("synthshare.cohort.ukb") / name))
 
 
 def _read_fields(path: Path) -> dict[str, FieldSpec]:

@@ -6,7 +6,7 @@ Same numbers as the study's call (method.md, Analysis)::
             family=sm.families.Poisson()).fit(cov_type="HC1")
 
 on string feature columns, computed from the data set's count table
-(:mod:`synthshare.analysis.irls` replays statsmodels' IRLS; the module docstring there
+(:mod:`synthshare.glm.irls` replays statsmodels' IRLS; the module docstring there
 lists what statsmodels does at the edges and how each case is matched or flagged):
 
 * a level absent from the data: no term (as patsy does for a string column; a pandas
@@ -31,9 +31,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from synthshare.analysis.cells import count_cells
-from synthshare.analysis.design import Design
-from synthshare.analysis.irls import PoissonBatchSolver
+from synthshare.glm.cells import count_cells
+from synthshare.glm.design import Design
+from synthshare.glm.irls import PoissonBatchSolver
 from synthshare.errors import InputError
 from synthshare.variables import FEATURES
 

@@ -1,7 +1,7 @@
 """fit_poisson and the batched solver against statsmodels, exactly as the study called it.
 
 The oracle is ``smf.glm(formula, data, family=Poisson()).fit(cov_type="HC1")`` with
-treatment coding and the same reference levels (synthshare.analysis.oracle).
+treatment coding and the same reference levels (tests.oracle).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthshare.analysis import fit_poisson
-from synthshare.analysis.cells import count_cells
-from synthshare.analysis.design import Design, most_frequent_levels
-from synthshare.analysis.irls import PoissonBatchSolver
-from synthshare.analysis.oracle import statsmodels_fit
+from synthshare.glm import fit_poisson
+from synthshare.glm.cells import count_cells
+from synthshare.glm.design import Design, most_frequent_levels
+from synthshare.glm.irls import PoissonBatchSolver
+from tests.oracle import statsmodels_fit
 from synthshare.errors import InputError
 from synthshare.variables import FEATURE_LEVELS, FEATURES, OUTCOME
 

@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from synthshare.errors import InputError
-from synthshare.ukb_raw import derive
-from synthshare.ukb_raw.covid_tests import read_test_outcomes
-from synthshare.ukb_raw.extract import Extract, read_extract
-from synthshare.ukb_raw.tables import Tables, load_tables
-from synthshare.ukb_raw.withdrawals import read_withdrawals
+from synthshare.cohort.ukb import derive
+from synthshare.cohort.ukb.covid_tests import read_test_outcomes
+from synthshare.cohort.ukb.extract import Extract, read_extract
+from synthshare.cohort.ukb.tables import Tables, load_tables
+from synthshare.cohort.ukb.withdrawals import read_withdrawals
 from synthshare.variables import CENTRE_COLUMN, CENTRES, COLUMNS, FEATURES, OUTCOME
 
 PILOT_CENTRE_CODE = 10003

@@ -10,7 +10,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from synthshare.analysis.design import Design, term_name
+from synthshare.glm.design import Design, term_name
 from synthshare.variables import FEATURE_LEVELS, FEATURES, OUTCOME
 
 

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthshare.analysis.cells import count_cells, count_sets, drop_features, read_set_counts
+from synthshare.analysis.inputs import read_set_counts
+from synthshare.glm.cells import count_cells, count_sets, drop_features
 from synthshare.errors import InputError
 from synthshare.variables import CELL_SHAPE, FEATURE_LEVELS, FEATURES, OUTCOME
-from tests.test_analysis_poisson import random_frame
+from tests.test_glm_fit import random_frame
 
 
 def test_count_table_equals_groupby():

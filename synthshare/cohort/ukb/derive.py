@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthshare.errors import InputError
-from synthshare.ukb_raw.tables import Coding
+from synthshare.cohort.ukb.tables import Coding
 from synthshare.variables import FEATURE_LEVELS
 
 BMI_EDGES = (0.0, 18.5, 25.0, 30.0, np.inf)

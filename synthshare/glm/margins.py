@@ -1,6 +1,6 @@
 """X^T w and X^T diag(w) X of a one-hot design, read off the margins of a cell table.
 
-For the design X of :mod:`synthshare.analysis.design` (one row per cell; an intercept
+For the design X of :mod:`synthshare.glm.design` (one row per cell; an intercept
 and one indicator per non-reference level) and cell weights w:
 
 * (X^T w)[term of f = l]                 = Σ_{cells with x_f = l} w_c           (one-way margin)
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from synthshare.analysis.design import Design
+from synthshare.glm.design import Design
 
 
 class MarginPlan:

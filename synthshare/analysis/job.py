@@ -9,17 +9,18 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from synthshare.analysis.cells import count_cells
-from synthshare.analysis.design import most_frequent_levels
+from synthshare.glm.cells import count_cells
+from synthshare.glm.design import most_frequent_levels
 from synthshare.analysis.experiment import FitSummary, PartyExperiment, random_orders
-from synthshare.analysis.poisson import fit_poisson
+from synthshare.glm.fit import fit_poisson
 from synthshare.analysis.scoring import EvaluationSet
+from synthshare.analysis.settings import AnalysisSettings
 from synthshare.analysis.tables import coef_table, ll_table
 from synthshare.errors import InputError
 from synthshare.naming import format_number
@@ -62,38 +63,50 @@ def check_set_counts(tables: Mapping[str, np.ndarray], sources: Mapping[str, str
                          f"expected {sizes[first]} like {sources.get(first, first)}")
 
 
-def run_scenario(local: Mapping[str, pd.DataFrame], synthetic: Mapping[str, np.ndarray], test: pd.DataFrame, *,
-                 scenario: str, parties: Sequence[str], epsilon: float, fraction: float, seed: int, orders: int,
-                 order_seed: int, draws: int, draw_seed: int, sources: Mapping[str, str] | None = None,
+@dataclass(frozen=True)
+class JobKey:
+    """The grid point of an analysis job: the key columns of every row it writes."""
+
+    scenario: str
+    epsilon: float
+    fraction: float
+    seed: int
+
+
+def run_scenario(local: Mapping[str, pd.DataFrame], synthetic: Mapping[str, np.ndarray], test: pd.DataFrame,
+                 key: JobKey, settings: AnalysisSettings, sources: Mapping[str, str] | None = None,
                  log: logging.Logger | None = None) -> JobTables:
     """Every party of a scenario: local only (both variants), then R orders of the others.
 
     Args:
-        local: party -> its local data.
+        local: party -> its local data, in the scenario's party order.
         synthetic: party -> count tables (K, *CELL_SHAPE, 2) of its synthetic sets
-            (``cells.read_set_counts``).
+            (``inputs.read_set_counts``); the same parties.
         test: the global test set (evaluation set).
+        key: the job's scenario, ε, f and generator seed.
         sources: names for error messages (``local:<party>``, ``synthetic:<party>``, ``test``).
     """
     sources = dict(sources or {})
-    parties = list(parties)
+    parties = list(local)
     if len(parties) < 2:
-        raise InputError(f"scenario {scenario}: {len(parties)} parties; expected at least 2 to share data")
+        raise InputError(f"scenario {key.scenario}: {len(parties)} parties; expected at least 2 to share data")
+    if set(synthetic) != set(parties):
+        raise InputError(f"scenario {key.scenario}: synthetic data of {sorted(synthetic)} for parties {sorted(parties)}")
     synth = {p: synthetic[p] for p in parties}
     check_set_counts(synth, {p: sources.get(f"synthetic:{p}", f"synthetic data of {p}") for p in parties})
-    experiment = PartyExperiment(count_cells(test, source=sources.get("test", "test set")), draws)
+    experiment = PartyExperiment(count_cells(test, source=sources.get("test", "test set")), settings.draws)
     job = JobTables()
-    for index, party in enumerate(parties):
+    for party in parties:
         frame = local[party]
         others = [p for p in parties if p != party]
         result = experiment.run(
             count_cells(frame, source=sources.get(f"local:{party}", f"local data of {party}")),
             np.stack([synth[p] for p in others]),
-            random_orders(len(others), orders, order_rng(order_seed, party)),
+            random_orders(len(others), settings.orders, order_rng(settings.order_seed, party)),
             most_frequent_levels(frame),
-            draw_rng(draw_seed, seed, party),
+            draw_rng(settings.draw_seed, key.seed, party),
         )
-        keys = dict(scenario=scenario, party=party, epsilon=epsilon, fraction=fraction, seed=seed)
+        keys = dict(scenario=key.scenario, party=party, epsilon=key.epsilon, fraction=key.fraction, seed=key.seed)
         job.ll.append(ll_table(result, **keys))
         job.coef.append(coef_table(result, **keys))
         job.summaries[party] = result.summary
@@ -102,28 +115,33 @@ def run_scenario(local: Mapping[str, pd.DataFrame], synthetic: Mapping[str, np.n
     return job
 
 
-def run_skew(local: Mapping[float, pd.DataFrame], synthetic: Mapping[str, np.ndarray], evaluation: pd.DataFrame, *,
-             centres: Sequence[str], epsilon: float, seed: int, orders: int, order_seed: int, draws: int,
-             draw_seed: int, sources: Mapping[str, str] | None = None, log: logging.Logger | None = None) -> JobTables:
+def run_skew(local: Mapping[float, pd.DataFrame], synthetic: Mapping[str, np.ndarray], evaluation: pd.DataFrame,
+             epsilon: float, seed: int, settings: AnalysisSettings, sources: Mapping[str, str] | None = None,
+             log: logging.Logger | None = None) -> JobTables:
     """The skewed party (Fig 5) at every skew fraction: local only, then R orders of all centres.
+
+    Args:
+        local: skew fraction s -> the skewed party's data.
+        synthetic: centre -> count tables (K, *CELL_SHAPE, 2) of its f = 1 synthetic sets,
+            in the centres' order (the order indices refer to it).
+        evaluation: the skewed party's evaluation set.
 
     Rows carry ``scenario='skew'``, ``party='skewed'``, ``fraction=1``, ``skew=s``; the
     orders are the same for every s (one order stream for the skewed party).
     """
     sources = dict(sources or {})
-    centres = list(centres)
-    synth = {c: synthetic[c] for c in centres}
-    check_set_counts(synth, {c: sources.get(f"synthetic:{c}", f"synthetic data of {c}") for c in centres})
-    stacked = np.stack([synth[c] for c in centres])
-    experiment = PartyExperiment(count_cells(evaluation, source=sources.get("eval", "skew evaluation set")), draws)
+    centres = list(synthetic)
+    check_set_counts(synthetic, {c: sources.get(f"synthetic:{c}", f"synthetic data of {c}") for c in centres})
+    stacked = np.stack([synthetic[c] for c in centres])
+    experiment = PartyExperiment(count_cells(evaluation, source=sources.get("eval", "skew evaluation set")), settings.draws)
     job = JobTables()
     for skew, frame in local.items():
         result = experiment.run(
             count_cells(frame, source=sources.get(f"local:{skew}", f"skewed party s={skew}")),
             stacked,
-            random_orders(len(centres), orders, order_rng(order_seed, SKEW_PARTY)),
+            random_orders(len(centres), settings.orders, order_rng(settings.order_seed, SKEW_PARTY)),
             most_frequent_levels(frame),
-            draw_rng(draw_seed, seed, f"{SKEW_PARTY}:{format_number(skew)}"),
+            draw_rng(settings.draw_seed, seed, f"{SKEW_PARTY}:{format_number(skew)}"),
         )
         keys = dict(scenario=SKEW_SCENARIO, party=SKEW_PARTY, epsilon=epsilon, fraction=1.0, seed=seed, skew=float(skew))
         job.ll.append(ll_table(result, **keys))

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from synthshare.errors import InputError
-from synthshare.ukb_raw.tables import Coding, FieldSpec, Tables
+from synthshare.cohort.ukb.tables import Coding, FieldSpec, Tables
 
-_CODINGS_TABLE = "synthshare/data/ukb_codings.csv"
+_CODINGS_TABLE = "synthshare/cohort/ukb/ukb_codings.csv"
 
 
 @dataclass(frozen=True)
