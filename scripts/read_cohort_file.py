@@ -5,9 +5,15 @@ import pandas as pd
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.cohort_file import read_cohort_file
 from synthshare.runlog import logged_run
+from synthshare.split import min_centre_records
 
 with logged_run(snakemake.log[0]) as log:
-    loaded = read_cohort_file(snakemake.input.cohort, snakemake.params.parties)
+    loaded = read_cohort_file(
+        snakemake.input.cohort,
+        snakemake.params.parties,
+        min_records=min_centre_records(snakemake.config["split"]["test_fraction"]),
+        max_incomplete_share=snakemake.params.settings["max_incomplete_share"],
+    )
     log.info("read %d rows, dropped %d incomplete", loaded.rows_read, loaded.rows_incomplete)
     flow = pd.DataFrame(
         {
