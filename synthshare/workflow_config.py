@@ -13,7 +13,8 @@ Snakemake merges the Snakefile's ``configfile: config/config.yaml`` with the use
   parties must exist in the chosen cohort source;
 - the cohort's input files exist and are named (instead of Snakemake's multi-line
   MissingInputException);
-- the cohort parameter file (source simulated), strictly loaded and schema-checked.
+- the cohort parameter file (source simulated), strictly loaded and schema-checked;
+- the workflow's profiles (profiles/*/config*.yaml), strictly loaded.
 
 Every problem is one :class:`~synthshare.errors.InputError` line
 ``<file>: <key> = <value>: <what is allowed>`` naming the file that set the key.
@@ -72,6 +73,14 @@ class ConfigSources:
                 return str(file)
         return self.names
 
+    def source_of_any(self, *paths: Iterable[Any]) -> str:
+        """For a conflict between keys: the file of highest precedence that set one of them
+        (the user's file rather than the default config it contradicts)."""
+        order = [*(str(f) for f in self.default_files), *(str(f) for f in self.user_files), "--config"]
+        found = [self.source_of(path) for path in paths]
+        ranked = [s for s in found if s in order]
+        return max(ranked, key=order.index) if ranked else self.names
+
     def run_is_named(self) -> bool:
         """Whether the user's files or --config name the run (always, without user files)."""
         if not self.user_files:
@@ -80,8 +89,14 @@ class ConfigSources:
 
 
 def check_workflow_config(config: dict, sources: ConfigSources, schema_path: str | Path,
-                          cohort_schema_path: str | Path) -> dict:
-    """Check Snakemake's merged ``config``; return it with the schema's defaults filled."""
+                          cohort_schema_path: str | Path, profiles: Sequence[str | os.PathLike] = ()) -> dict:
+    """Check Snakemake's merged ``config``; return it with the schema's defaults filled.
+
+    ``profiles``: the workflow's profile files, read strictly too (Snakemake reads a
+    profile with a loader that keeps the last of two equal keys).
+    """
+    for profile in profiles:
+        load_mapping(profile)
     if not sources.run_is_named():
         raise InputError(
             f"{sources.names}: run: missing; a config given with --configfile must name its run "
@@ -124,7 +139,7 @@ def check_parties(config: dict, sources: ConfigSources, parameters: dict | None)
         why = f"centres of {config['cohort']['simulated']['parameters']}"
     elif source == "ukb_raw":
         available = list(CENTRES) + list(config["cohort"]["ukb_raw"]["extra_centres"])
-        why = "the 16 study centres and cohort.ukb_raw.extra_centres"
+        why = "16 study centres and cohort.ukb_raw.extra_centres"
     else:
         available = None  # a user's file: its centre column is checked when it is read
     if available is not None:
@@ -132,12 +147,12 @@ def check_parties(config: dict, sources: ConfigSources, parameters: dict | None)
             if party not in available:
                 position = "" if config["parties"] == "all" else f"[{config['parties'].index(party)}]"
                 raise InputError(
-                    f"{sources.source_of(['parties'])}: parties{position} = {party!r}: not in the cohort; "
+                    f"{sources.source_of_any(['parties'], ['cohort'])}: parties{position} = {party!r}: not in the cohort; "
                     f"expected one of the {why}: {available}")
     focus = config["figures"]["fraction_party"]
     if focus not in parties:
         raise InputError(
-            f"{sources.source_of(['figures', 'fraction_party'])}: figures.fraction_party = {focus!r}: "
+            f"{sources.source_of_any(['figures', 'fraction_party'], ['parties'])}: figures.fraction_party = {focus!r}: "
             f"not a party of this run (Figs 3 and 4 show it); expected one of {parties}")
 
 

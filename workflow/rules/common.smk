@@ -25,6 +25,7 @@ config.update(
         _CONFIG_SOURCES,
         workflow.source_path("../schemas/config.schema.yaml"),
         workflow.source_path("../schemas/cohort_simulated.schema.yaml"),
+        sorted(Path(workflow.basedir, "profiles").glob("*/config*.yaml")),
     )
 )
 validate(config, "../schemas/config.schema.yaml")
