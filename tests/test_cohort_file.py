@@ -85,7 +85,7 @@ def test_bad_outcome(tmp_path, small_cohort):
         read_cohort_file(path, PARTIES)
 
 
-@pytest.mark.parametrize("corruption", ["unknown_level", "missing_column", "corrupt"])
+@pytest.mark.parametrize("corruption", ["unknown_level", "missing_column", "corrupt", "none_level", "tiny_centre", "incomplete"])
 def test_workflow_stops_and_leaves_no_output(workflow_dir: Path, small_cohort, corruption):
     frame = small_cohort.copy()
     path = workflow_dir / "my_cohort.csv"
@@ -96,6 +96,18 @@ def test_workflow_stops_and_leaves_no_output(workflow_dir: Path, small_cohort, c
     elif corruption == "missing_column":
         frame.drop(columns="sex").to_csv(path, index=False)
         expected = "my_cohort.csv: missing column 'sex'"
+    elif corruption == "none_level":
+        frame.loc[frame.index % 6 == 0, "education"] = "None"  # read as missing by pandas' defaults
+        frame.to_csv(path, index=False)
+        expected = "my_cohort.csv: row 1, column 'education': unknown value 'None'"
+    elif corruption == "tiny_centre":
+        oxford = frame.index[frame["assessment_center"] == "Oxford"]
+        frame.drop(index=oxford[1:]).to_csv(path, index=False)
+        expected = "my_cohort.csv: column 'assessment_center': centre 'Oxford' has 1 complete record(s); at least 2 are needed"
+    elif corruption == "incomplete":
+        frame.loc[frame.index % 10 == 0, "education"] = ""
+        frame.to_csv(path, index=False)
+        expected = "more than cohort.file.max_incomplete_share = 0.05 allows; most in column 'education'"
     else:
         text = frame.to_csv(index=False).splitlines()
         text[20] += ",surplus,fields"  # a truncated/garbled export: a row with more fields than the header
@@ -299,3 +311,21 @@ def test_centre_not_a_party_stops(tmp_path, small_cohort):
     path = _write_csv(tmp_path, small_cohort)
     with pytest.raises(InputError, match=r"column 'assessment_center': unknown value '\w+'; expected one of the parties"):
         read_cohort_file(path, PARTIES[:-1])
+
+
+def test_workflow_reads_a_good_file_and_counts_its_incomplete_rows(workflow_dir: Path, small_cohort):
+    """The cohort rule on a valid CSV with 2 % incomplete rows (under the 5 % default)."""
+    frame = small_cohort.copy()
+    frame.loc[frame.index % 50 == 0, "sex"] = "NA"
+    frame.to_csv(workflow_dir / "my_cohort.csv", index=False)
+    config = yaml.safe_load((workflow_dir / "config/smoke.yaml").read_text())
+    config["run"] = "user"
+    config["cohort"] = {"source": "file", "file": {"path": "my_cohort.csv"}}
+    (workflow_dir / "user.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(workflow_dir, "results/user/data/cohort.parquet", "--configfile", "user.yaml")
+    data = workflow_dir / "results/user/data"
+    cohort = pd.read_parquet(data / "cohort.parquet")
+    dropped = int((frame.index % 50 == 0).sum())
+    pd.testing.assert_frame_equal(cohort, small_cohort[frame.index % 50 != 0].reset_index(drop=True))
+    flow = pd.read_csv(data / "cohort_flow.csv")
+    assert flow["removed"].tolist() == [0, dropped, 0]
