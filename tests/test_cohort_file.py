@@ -270,8 +270,10 @@ def test_semicolon_separated_file_gets_a_hint(tmp_path, small_cohort):
 
 def test_not_utf8_stops(tmp_path, small_cohort):
     path = tmp_path / "cohort.csv"
-    path.write_bytes(small_cohort.to_csv(index=False).replace("Oxford", "Öxford").encode("latin-1"))
-    with pytest.raises(InputError, match=r"cohort\.csv: cannot parse as CSV: .*UTF8"):
+    text = small_cohort.to_csv(index=False).replace("Oxford", "Öxford")
+    path.write_bytes(text.encode("latin-1"))
+    line = next(i for i, row in enumerate(text.splitlines(), start=1) if "Öxford" in row)
+    with pytest.raises(InputError, match=rf"cohort\.csv: line {line}: bytes that are not UTF-8 \(invalid"):
         read_cohort_file(path, PARTIES)
 
 
