@@ -112,6 +112,8 @@ def check_workflow_config(config: dict, sources: ConfigSources, schema_path: str
 
 
 def check_run_name(run: Any, source: str) -> None:
+    if isinstance(run, (int, float)) and not isinstance(run, bool):
+        raise InputError(f"{source}: run = {run!r}: must be text; quote it (run: \"{run}\")")
     if not isinstance(run, str) or not RUN_NAME.match(run) or len(run) > RUN_NAME_MAX:
         raise InputError(
             f"{source}: run = {run!r}: must be one folder name under results/: letters, digits, "

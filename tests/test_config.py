@@ -197,10 +197,15 @@ def test_non_finite_cohort_parameter_is_refused():
 
 
 # -- run names and the whole workflow check ----------------------------------------------
-@pytest.mark.parametrize("run", ["..", ".", "", "a/b", "../x", "/abs", ".hidden", "-x", "a b", "x" * 101, "ü", 5, None])
+@pytest.mark.parametrize("run", ["..", ".", "", "a/b", "../x", "/abs", ".hidden", "-x", "a b", "x" * 101, "ü", None, True])
 def test_unsafe_run_names_are_refused(run):
     with pytest.raises(InputError, match=r"^my\.yaml: run = .*: must be one folder name under results/"):
         check_run_name(run, "my.yaml")
+
+
+def test_numeric_run_name_asks_for_quotes():
+    with pytest.raises(InputError, match=r'^my\.yaml: run = 2024: must be text; quote it \(run: "2024"\)$'):
+        check_run_name(2024, "my.yaml")
 
 
 @pytest.mark.parametrize("run", ["default", "smoke", "my-data_2.v1", "2024", "A" * 100])
