@@ -18,8 +18,9 @@ in short:
 
 Memory: the file is read in batches of :data:`BATCH_ROWS` rows (pyarrow's streaming
 CSV reader / Parquet row-group batches) and only the level codes (1 byte per cell) are
-kept; the result shares one Python string object per level, so a 1,000,000-row cohort
-takes tens of MB, not one string object per cell.
+kept; the result shares one Python string object per level (8 bytes per cell, not one
+string object per cell). Measured on 1,000,000 rows: 263 MB peak RSS for the read, of
+which ~135 MB is the imported libraries (the reader before this one: 409 MB).
 
 Every problem is one :class:`~synthshare.errors.InputError` line naming the file, the
 row (1-based data row; a CSV's line number minus one without quoted line breaks), the
