@@ -23,11 +23,22 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # The default workflow end to end on the simulated cohort, then the HTML report.
+# First the config and the profile are read with the strict YAML loader (Snakemake's
+# own keeps the last of two equal keys and reports syntax errors without file or line).
+# A run that was killed (SIGKILL, node failure) leaves Snakemake's lock behind; the
+# restart is `snakemake --unlock` once, then `make run` again, which reruns only the
+# unfinished jobs (tests/test_resume.py): the message below says so.
+SNAKEMAKE_RUN = $(BIN)/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --cores $(CORES)
+LOCKED_HELP = if [ -n "$$(ls -A .snakemake/locks 2>/dev/null)" ]; then \
+	echo "make: the working directory is locked by Snakemake. If no other Snakemake runs here (a killed run leaves its lock behind), unlock it and resume (only unfinished jobs rerun):" >&2; \
+	echo "  $(BIN)/snakemake --unlock --configfile $(CONFIG)" >&2; \
+	echo "  make run CONFIG=$(CONFIG)" >&2; fi
+
 run: $(STAMP)
-	$(BIN)/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --cores $(CORES)
-	$(BIN)/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --cores $(CORES) \
-		--report results/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['run'])")/report.html
-	@echo "Report: results/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['run'])")/report.html"
+	@$(BIN)/python -m synthshare.yaml_strict $(CONFIG) profiles/default/config.v8+.yaml
+	@$(SNAKEMAKE_RUN) || { status=$$?; $(LOCKED_HELP); exit $$status; }
+	@$(SNAKEMAKE_RUN) --report results/$$($(BIN)/python -m synthshare.workflow_config run-name $(CONFIG))/report.html
+	@echo "Report: results/$$($(BIN)/python -m synthshare.workflow_config run-name $(CONFIG))/report.html"
 
 # Snakemake's linter, then the test suite (including a smoke run of the whole workflow,
 # config/smoke.yaml).

@@ -1,6 +1,7 @@
 """Rule cohort (source: file): read and check a processed cohort, keep complete cases.
 
-input.cohort (CSV or Parquet); params.parties; output {cohort, truth, flow}.
+input.cohort (CSV or Parquet); params {parties, settings (the config's ``cohort.file``),
+test_fraction (the split's, which sets the smallest centre)}; output {cohort, truth, flow}.
 Standalone: ``python scripts/read_cohort_file.py --configfile my.yaml cohort``.
 """
 
@@ -10,12 +11,18 @@ from _entry import job_from_command_line
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.cohort.file import read_cohort_file
 from synthshare.runlog import logged_run
+from synthshare.parties.split import min_centre_records
 
 
 def main(snakemake) -> None:
     outputs = snakemake.output
     with logged_run(snakemake.log[0]) as log:
-        loaded = read_cohort_file(snakemake.input.cohort, snakemake.params.parties)
+        loaded = read_cohort_file(
+            snakemake.input.cohort,
+            snakemake.params.parties,
+            min_records=min_centre_records(snakemake.params.test_fraction),
+            max_incomplete_share=snakemake.params.settings["max_incomplete_share"],
+        )
         log.info("read %d rows, dropped %d incomplete", loaded.rows_read, loaded.rows_incomplete)
         flow = pd.DataFrame(
             {

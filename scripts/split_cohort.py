@@ -20,7 +20,8 @@ def main(snakemake) -> None:
         cohort = pd.read_parquet(snakemake.input.cohort)
         cohort = cohort[cohort[CENTRE_COLUMN].isin(params.parties)].reset_index(drop=True)
         settings = params.settings
-        split = split_train_test(cohort, settings["test_fraction"], settings["min_class_size"], settings["seed"])
+        split = split_train_test(cohort, settings["test_fraction"], settings["min_class_size"], settings["seed"],
+                                 source=snakemake.input.cohort)
         for centre, entry in split.report.items():
             if not entry["stratified"]:
                 log.warning("%s: split unstratified: %s", centre, entry["reason"])

@@ -2,6 +2,9 @@
 
 Every writer goes through :func:`atomic_path`, which hands out a temporary sibling
 path and renames it over the target only when the block finishes without error.
+The finished file gets the mode a plain ``open(target, "w")`` would give it
+(0666 & ~umask), not ``mkstemp``'s private 0600: results on a shared cluster are
+readable by whoever the user's umask lets read them.
 """
 
 from __future__ import annotations
@@ -31,10 +34,23 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # Writers may replace the temporary file (a new inode), so set the mode at the end.
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it: POSIX has no getter).
+
+    Not thread-safe for the instant between the two calls; the pipeline's writers run in
+    one thread per process.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_parquet(frame: pd.DataFrame, target: str | os.PathLike) -> None:

@@ -8,8 +8,9 @@ most relevant error and says exactly that, then fills the schema's defaults.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import jsonschema
 import yaml
@@ -24,17 +25,39 @@ def load_schema(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def check_config(config: dict, schema: dict, source: str = "config") -> dict:
+def check_config(config: dict, schema: dict, source: str | Callable[[Iterable[Any]], str] = "config") -> dict:
     """Validate ``config`` against ``schema``; return a copy with defaults filled in.
+
+    Args:
+        source: the file named in messages, or a function of the offending key's path
+            (a sequence of keys and list indices) that names the file that set it.
 
     Raises:
         InputError: one line: ``<source>: <key path> = <value>: <what is allowed>``.
+            Numbers must be finite (YAML's ``.nan`` and ``.inf`` are numbers to JSON
+            Schema, and NaN passes every bound because every comparison with it is false).
     """
+    name = source if callable(source) else (lambda path: source)
+    for path, value in _numbers(config, ()):
+        if not math.isfinite(value):
+            raise InputError(f"{name(path)}: {_key_path(path)} = {value!r}: must be a finite number")
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
-        raise InputError(f"{source}: {describe_error(error)}")
+        raise InputError(f"{name(tuple(error.absolute_path))}: {describe_error(error)}")
     return fill_defaults(copy.deepcopy(config), schema)
+
+
+def _numbers(node: Any, path: tuple) -> Iterable[tuple[tuple, float]]:
+    """(key path, value) of every float in a nested config."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _numbers(value, path + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _numbers(value, path + (index,))
+    elif isinstance(node, float):
+        yield path, node
 
 
 def describe_error(error: jsonschema.ValidationError) -> str:

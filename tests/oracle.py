@@ -22,8 +22,14 @@ def formula(design: Design) -> str:
 
 
 def statsmodels_fit(frame: pd.DataFrame, reference: Mapping[str, str] | None = None,
-                    features: tuple[str, ...] | list[str] = FEATURES):
+                    features: tuple[str, ...] | list[str] = FEATURES, cov_type: str = "HC1"):
     """``smf.glm(formula, data, family=Poisson()).fit(cov_type="HC1")`` on string columns.
+
+    ``cov_type="nonrobust"`` runs the same IRLS (same coefficients and iterations) with
+    statsmodels' ``pinv``-based covariance, which never raises: the way to get the
+    reference's coefficients where its HC1 sandwich (``np.linalg.inv`` of the Hessian)
+    raises ``LinAlgError`` on a numerically singular Hessian. Whether it raises there
+    depends on the CPU's BLAS rounding (an exact zero LU pivot or a tiny one).
 
     Returns:
         (coef, se, result): Series renamed to ``Intercept`` / ``feature[level]``, and the
@@ -35,7 +41,7 @@ def statsmodels_fit(frame: pd.DataFrame, reference: Mapping[str, str] | None = N
     design = Design.build(reference, tuple(features))
     data = frame[list(design.features)].astype(str).copy()
     data["y"] = frame[OUTCOME].astype(float).to_numpy()
-    result = smf.glm(formula(design), data, family=sm.families.Poisson()).fit(cov_type="HC1")
+    result = smf.glm(formula(design), data, family=sm.families.Poisson()).fit(cov_type=cov_type)
     names = [_rename(name) for name in result.params.index]
     coef = pd.Series(np.asarray(result.params), index=names)
     se = pd.Series(np.asarray(result.bse), index=names)
@@ -98,7 +104,14 @@ def statsmodels_party_experiment(local: pd.DataFrame, synthetic: list[list[pd.Da
 
 
 def _fit_vector(frame: pd.DataFrame, design: Design):
-    coef, se, _ = statsmodels_fit(frame, design.reference_levels(), design.features)
+    try:
+        coef, se, _ = statsmodels_fit(frame, design.reference_levels(), design.features)
+    except np.linalg.LinAlgError:
+        # The study's HC1 sandwich raised on a numerically singular Hessian (a CPU-dependent
+        # outcome): the fit has no variances, so Rubin's rules leave it out, as the engine
+        # leaves out the fits it flags rank deficient.
+        coef, se, _ = statsmodels_fit(frame, design.reference_levels(), design.features, cov_type="nonrobust")
+        se = se * np.nan
     values = np.array([coef.get(name, 0.0) for name in design.names])
     variances = np.array([se.get(name, np.nan) ** 2 for name in design.names])
     return values, variances, np.array([name in coef.index for name in design.names])

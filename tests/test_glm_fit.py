@@ -206,24 +206,127 @@ def test_all_negative_outcome_raises_like_statsmodels():
         fit_poisson(frame, source="local.parquet")
 
 
+def oracle_coefficients(frame: pd.DataFrame, reference=None, features=FEATURES):
+    """The oracle's fit, or only its coefficients where its HC1 sandwich raises.
+
+    statsmodels' HC1 covariance is ``np.linalg.inv`` of the Hessian: on a numerically
+    singular Hessian (collinear columns, joint separation) LAPACK's LU meets an exact zero
+    pivot or a tiny one depending on the CPU's rounding, so the reference raises on one
+    machine and returns noise on the next. The coefficients (same IRLS, ``pinv``-based
+    nonrobust covariance) never depend on that.
+
+    Returns:
+        (coef, se, result, raised): ``se`` is None where HC1 raised.
+    """
+    try:
+        coef, se, result = oracle(frame, reference, features)
+        return coef, se, result, False
+    except np.linalg.LinAlgError:
+        coef, _, result = oracle_nonrobust(frame, reference, features)
+        return coef, None, result, True
+
+
+def oracle_nonrobust(frame: pd.DataFrame, reference=None, features=FEATURES):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return statsmodels_fit(frame, reference, features, cov_type="nonrobust")
+
+
+def exact_rank(matrix: np.ndarray) -> int:
+    """Rank of a 0/1 design matrix by Gaussian elimination over the rationals: no
+    tolerance, hence no dependence on the CPU (``np.linalg.matrix_rank``'s SVD threshold
+    sits only ~10x above the rounding-level singular values of such matrices)."""
+    from fractions import Fraction
+
+    rows = [[Fraction(int(v)) for v in row] for row in np.asarray(matrix)]
+    rank, columns = 0, len(rows[0]) if rows else 0
+    for column in range(columns):
+        pivot = next((r for r in range(rank, len(rows)) if rows[r][column] != 0), None)
+        if pivot is None:
+            continue
+        rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        for r in range(len(rows)):
+            if r != rank and rows[r][column] != 0:
+                factor = rows[r][column] / rows[rank][column]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[rank])]
+        rank += 1
+    return rank
+
+
+def test_exact_rank():
+    assert exact_rank(np.array([[1, 0, 1], [0, 1, 1], [1, 1, 2]])) == 2
+    assert exact_rank(np.eye(4)) == 4
+    assert exact_rank(np.array([[1, 1], [1, 1], [0, 0]])) == 1
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_tiny_data_replays_statsmodels_and_flags_rank_deficiency(seed):
     """20-40 records: collinear columns, separation, sometimes no convergence in 100 steps.
     The coefficients still follow statsmodels' iterate (to rounding amplified by the
-    ill-conditioning); rank-deficient fits are flagged with NaN standard errors."""
+    ill-conditioning); rank-deficient fits are flagged with NaN standard errors.
+
+    Machine-independent by construction: a design whose columns are collinear (exact
+    rank) must be flagged, whatever the reference does with it; where the reference's
+    HC1 sandwich raises (CPU-dependent) on a design of full column rank, the Hessian is
+    numerically singular (joint separation) and no standard error is compared."""
     rng = np.random.default_rng([99, seed])
     n = [20, 30, 40][seed % 3]
     frame = pd.DataFrame({f: rng.choice(FEATURE_LEVELS[f], n) for f in FEATURES})
     frame[OUTCOME] = rng.random(n) < 0.3
     reference = most_frequent_levels(frame)
-    coef, se, result = oracle(frame, reference)
+    coef, se, result, raised = oracle_coefficients(frame, reference)
     fit = fit_poisson(frame, reference)
     assert fit.iterations == result.fit_history["iteration"]
     assert fit.converged == result.converged
     coef = coef.reindex(fit.coef.index)
     assert np.max(np.abs(fit.coef - coef) / np.maximum(np.abs(coef), 1.0)) < 1e-4
+    collinear = exact_rank(result.model.exog) < result.model.exog.shape[1]
+    if collinear:
+        assert fit.rank_deficient
+    if raised and not collinear:
+        assert scaled_condition(result) > ILL_CONDITIONED
     if fit.rank_deficient:
         assert fit.se.isna().all()
+
+
+def test_tiny_data_cases_cover_both_kinds_of_singularity():
+    """Guard for the test above: its six sets include collinear designs (flag asserted)
+    and full-rank designs the engine still flags from its IRLS pivots."""
+    kinds = []
+    for seed in range(6):
+        rng = np.random.default_rng([99, seed])
+        n = [20, 30, 40][seed % 3]
+        frame = pd.DataFrame({f: rng.choice(FEATURE_LEVELS[f], n) for f in FEATURES})
+        frame[OUTCOME] = rng.random(n) < 0.3
+        _, _, result = oracle_nonrobust(frame, most_frequent_levels(frame))
+        kinds.append(exact_rank(result.model.exog) < result.model.exog.shape[1])
+    assert 1 <= sum(kinds) < 6
+
+
+def test_oracle_raising_on_a_singular_hessian_means_a_flagged_fit(monkeypatch):
+    """Emulate the CPU on which statsmodels' HC1 ``inv`` meets an exact zero pivot: the
+    test logic above must then still hold (collinear design: the engine flags it)."""
+    rng = np.random.default_rng([99, 0])
+    frame = pd.DataFrame({f: rng.choice(FEATURE_LEVELS[f], 20) for f in FEATURES})
+    frame[OUTCOME] = rng.random(20) < 0.3
+    reference = most_frequent_levels(frame)
+    real_inv = np.linalg.inv
+
+    def singular_inv(matrix):
+        if np.linalg.cond(matrix) > 1e15:
+            raise np.linalg.LinAlgError("Singular matrix")
+        return real_inv(matrix)
+
+    import statsmodels.stats.sandwich_covariance as sandwich
+
+    monkeypatch.setattr(sandwich.np.linalg, "inv", singular_inv)
+    coef, se, result, raised = oracle_coefficients(frame, reference)
+    monkeypatch.undo()
+    assert raised and se is None
+    assert exact_rank(result.model.exog) < result.model.exog.shape[1]
+    fit = fit_poisson(frame, reference)
+    assert fit.rank_deficient and fit.se.isna().all()
+    np.testing.assert_allclose(fit.coef.to_numpy(), coef.reindex(fit.coef.index).to_numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_rank_deficiency_is_detected():
@@ -235,7 +338,7 @@ def test_rank_deficiency_is_detected():
     frame.loc[0, OUTCOME] = True
     fit = fit_poisson(frame)
     assert fit.rank_deficient and fit.se.isna().all()
-    coef, _, _ = oracle(frame)
+    coef, _, _, _ = oracle_coefficients(frame)  # HC1 may raise here, depending on the CPU
     coef = coef.reindex(fit.coef.index)
     # the minimum-norm solution splits the shared effect equally, as lstsq does
     np.testing.assert_allclose(fit.coef["ethnicity[Black]"], fit.coef["education[Others]"], rtol=1e-8)

@@ -9,7 +9,9 @@ Snakemake and the job's script, is killed with SIGKILL, as a node failure or
   is planted (emulating a job killed after writing 1 of its 12 files; our writers are
   atomic, so a file under its final name is always complete in itself) and Snakemake
   without ``--rerun-incomplete`` refuses to go on, naming that file as incomplete;
-- after ``--unlock`` (a killed Snakemake leaves its directory lock behind), a dry run
+- ``make run`` on the locked directory fails and prints the two commands to resume;
+  the first (``snakemake --unlock``; a killed Snakemake leaves its directory lock
+  behind) is run exactly as printed; then a dry run
   with the workflow profile (``rerun-incomplete: true``) plans exactly the
   jobs that had not finished, and the restart runs exactly those;
 - the finished jobs' outputs are untouched, and every output equals an uninterrupted
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SNAKEMAKE, copy_workflow, frozen_library, run_snakemake
+from tests.conftest import REPO, SNAKEMAKE, copy_workflow, frozen_library, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +91,15 @@ def kill_when_started(workdir: Path, rule: str, env: dict[str, str] | None = Non
     return log.read_text()
 
 
+def make_run(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``make run`` on config/smoke.yaml with the test's Python (no install step)."""
+    shutil.copy2(REPO / "Makefile", workdir / "Makefile")
+    return subprocess.run(
+        ["make", "run", f"BIN={SNAKEMAKE.parent}", "STAMP=", "CONFIG=config/smoke.yaml", "CORES=1"],
+        cwd=workdir, capture_output=True, text=True, timeout=300, env=env,
+    )
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
     """Kill a run mid-way, inspect it, restart it; return everything the tests check."""
@@ -111,12 +123,19 @@ def killed_and_resumed(tmp_path_factory):
         cwd=workdir, capture_output=True, text=True, timeout=300, env=library,
     )
     dry = run_snakemake(workdir, "data", "-n", *SMOKE, env=library)
-    # A killed Snakemake cannot release its lock on the working directory: the
-    # documented restart is --unlock, then the same command again.
-    run_snakemake(workdir, "--unlock", *SMOKE, env=library)
+    # A killed Snakemake cannot release its lock on the working directory: `make run`
+    # says so and prints the restart (--unlock, then the same command again).
+    # (only on a locked directory: otherwise `make run` would run the whole workflow)
+    locked = make_run(workdir, library) if any((workdir / ".snakemake" / "locks").glob("*")) else None
+    printed = (locked.stdout + locked.stderr).splitlines() if locked is not None else []
+    unlock = [line.strip() for line in printed if line.strip().startswith(f"{SNAKEMAKE.parent}/snakemake --unlock")]
+    if unlock:
+        subprocess.run(unlock[0], shell=True, cwd=workdir, env=library, check=True, capture_output=True, timeout=300)
     resumed = run_snakemake(workdir, "data", *SMOKE, env=library)
     run_snakemake(reference, "data", *SMOKE, env=library)
     return {
+        "locked": locked,
+        "unlock": unlock,
         "done_before": done_before,
         "killed_job_outputs": killed_job_outputs,
         "planted": planted.relative_to(workdir),
@@ -142,6 +161,17 @@ def test_no_output_of_the_killed_job_taken_as_finished(killed_and_resumed):
     assert strict.returncode != 0, message
     assert "IncompleteFilesException" in message or "seem to be incomplete" in message, message
     assert str(killed_and_resumed["planted"]) in message
+
+
+def test_make_run_says_how_to_resume(killed_and_resumed):
+    locked = killed_and_resumed["locked"]
+    assert locked is not None, "the killed run left no lock behind"
+    message = locked.stdout + locked.stderr
+    assert locked.returncode != 0
+    assert "LockException" in message or "cannot be locked" in message, message[-3000:]
+    assert "make: the working directory is locked by Snakemake" in message
+    assert killed_and_resumed["unlock"] == [f"{SNAKEMAKE.parent}/snakemake --unlock --configfile config/smoke.yaml"]
+    assert "make run CONFIG=config/smoke.yaml" in message
 
 
 def test_restart_plans_only_unfinished_jobs(killed_and_resumed):

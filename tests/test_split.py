@@ -100,3 +100,18 @@ def test_skewed_party(split):
     assert (party.evaluation["ethnicity"] == "South Asian").all()
     assert not set(party.evaluation["record_id"]) & set(full["record_id"])
     assert not set(party.evaluation["record_id"]) & set(split.train["record_id"])
+
+
+def test_centre_too_small_to_split_stops_naming_centre_count_and_minimum():
+    from synthshare.errors import InputError
+    from synthshare.parties.split import min_centre_records
+
+    cohort = pd.DataFrame({"ethnicity": ["White British"] * 3, "assessment_center": ["Barts", "Barts", "Leeds"]})
+    with pytest.raises(InputError, match=r"cohort\.parquet: centre 'Leeds' has 1 record\(s\); at least 2 are needed .* split\.test_fraction = 0\.2"):
+        split_train_test(cohort, 0.2, 2, seed=1, source="cohort.parquet")
+    assert [min_centre_records(f) for f in (0.2, 0.5, 0.9)] == [2, 2, 10]
+    for fraction in (0.05, 0.2, 0.5, 0.75, 0.9):
+        n = min_centre_records(fraction)
+        frame = pd.DataFrame({"ethnicity": ["White British"] * n, "assessment_center": ["Barts"] * n})
+        result = split_train_test(frame, fraction, 2, seed=1)
+        assert len(result.train) >= 1 and len(result.test) >= 1

@@ -480,3 +480,65 @@ def test_workflow_data_stage_with_ukb_raw_source(fake, tmp_path):
     assert flow["step"].iloc[-1] == "records_out" and flow["centre"].iloc[-1] == "Cardiff"
     assert len(pd.read_parquet(targets[2])) >= 1
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+
+
+# --- file structure: what pandas would accept silently -------------------------------
+def _main_lines(fake):
+    return Path(fake.main).read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("duplicated_column", ["column '31-0.0' appears twice in the header (columns 2 and"]),
+        ("extra_field", ["cannot parse as a ukbconv CSV: line 6 has", "fields, the header"]),
+        ("short_row", ["cannot parse as a ukbconv CSV: line 6 has", "fields, the header"]),
+        ("nul", ["line 6: NUL byte in a field"]),
+        ("header_only", ["0 data rows; expected at least 1 below the header"]),
+        ("latin1", ["line 6: bytes that are not UTF-8"]),
+    ],
+)
+def test_main_file_structure_stops(fake, tmp_path, kind, expected):
+    lines = _main_lines(fake)
+    path = tmp_path / "main.csv"
+    if kind == "duplicated_column":
+        header = lines[0].split(",")
+        text = "\n".join([lines[0] + "," + header[1]] + [row + "," + row.split(",")[1] for row in lines[1:]]) + "\n"
+    elif kind == "extra_field":
+        text = "\n".join(lines[:5] + [lines[5] + ",1"] + lines[6:]) + "\n"
+    elif kind == "short_row":
+        text = "\n".join(lines[:5] + [",".join(lines[5].split(",")[:-2])] + lines[6:]) + "\n"
+    elif kind == "nul":
+        text = "\n".join(lines[:5] + [lines[5].replace(",", ",\x00", 1)] + lines[6:]) + "\n"
+    elif kind == "header_only":
+        text = lines[0] + "\n"
+    else:
+        path.write_bytes(("\n".join(lines[:5]) + "\n").encode() + b"\xe9" + ("\n".join(lines[5:]) + "\n").encode())
+        text = None
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(InputError) as error:
+        build_cohort(str(path), fake.covid_tests, fake.withdrawals)
+    _assert_one_line(str(error.value), str(path), *expected)
+
+
+@pytest.mark.parametrize("kind", ["duplicated_column", "extra_field", "short_row", "nul"])
+def test_test_file_structure_stops(fake, tmp_path, kind):
+    lines = Path(fake.covid_tests[0]).read_text().splitlines()
+    path = tmp_path / "tests.txt"
+    if kind == "duplicated_column":
+        text = "\n".join([lines[0] + "\tresult"] + [row + "\t" + row.split("\t")[5] for row in lines[1:]]) + "\n"
+        expected = "column 'result' appears twice in the header"
+    elif kind == "extra_field":
+        text = "\n".join(lines[:3] + [lines[3] + "\tx"] + lines[4:]) + "\n"
+        expected = "line 4 has 10 fields, the header 9"
+    elif kind == "short_row":
+        text = "\n".join(lines[:3] + ["\t".join(lines[3].split("\t")[:-1])] + lines[4:]) + "\n"
+        expected = "line 4 has 8 fields, the header 9"
+    else:
+        text = "\n".join(lines[:3] + [lines[3].replace("\t", "\t\x00", 1)] + lines[4:]) + "\n"
+        expected = "line 4: NUL byte in a field"
+    path.write_text(text)
+    with pytest.raises(InputError) as error:
+        build_cohort(fake.main, [str(path), *fake.covid_tests[1:]], fake.withdrawals)
+    _assert_one_line(str(error.value), str(path), expected)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from synthshare.errors import InputError
+from synthshare.yaml_strict import load_mapping
 from synthshare.variables import CENTRE_COLUMN, CENTRES, COLUMNS, FEATURE_LEVELS, OUTCOME
 
 _MIN_CENTRE_RECORDS = 20
@@ -48,14 +48,10 @@ class SimulatedCohort:
 
 
 def load_parameters(path: str | Path) -> dict:
-    """Read the cohort parameter YAML (validated by the workflow's schema)."""
+    """Read the cohort parameter YAML (validated by the workflow's schema) with the strict
+    loader: duplicated keys, syntax errors and a non-mapping file stop with one line."""
     path = Path(path)
-    try:
-        parameters = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(f"{path}: cannot read cohort parameters: {error}") from None
-    if not isinstance(parameters, dict):
-        raise InputError(f"{path}: expected a mapping of cohort parameters, got {type(parameters).__name__}")
+    parameters = load_mapping(path)
     _check_levels(parameters, path)
     return parameters
 

@@ -18,7 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from synthshare.errors import InputError
 from synthshare.variables import ALL_CENTRES, CENTRE_COLUMN
+
+
+def min_centre_records(test_fraction: float) -> int:
+    """The fewest records a centre needs for at least one training and one test record
+    (the test split takes ceil(test_fraction · n), computed as the split does)."""
+    n = 2
+    while n - math.ceil(test_fraction * n) < 1:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True)
@@ -31,8 +41,12 @@ class TrainTestSplit:
     """Per centre: records, train, test, stratified (bool), reason (when not)."""
 
 
-def split_train_test(cohort: pd.DataFrame, test_fraction: float, min_class_size: int, seed: int) -> TrainTestSplit:
+def split_train_test(cohort: pd.DataFrame, test_fraction: float, min_class_size: int, seed: int,
+                     source: str = "cohort") -> TrainTestSplit:
     """Split each centre's records into train and test.
+
+    A centre with fewer than :func:`min_centre_records` records stops with an
+    :class:`InputError` naming ``source``, the centre, its count and the minimum.
 
     Centre c draws from the random stream ``(seed, c's index in ALL_CENTRES)``, so its
     split does not depend on which other centres are in the cohort.
@@ -43,8 +57,12 @@ def split_train_test(cohort: pd.DataFrame, test_fraction: float, min_class_size:
     unknown = sorted(set(centre_values) - set(ALL_CENTRES))
     if unknown:
         raise ValueError(f"unknown centre {unknown[0]!r}; expected one of {list(ALL_CENTRES)}")
+    minimum = min_centre_records(test_fraction)
     for centre in [c for c in ALL_CENTRES if c in set(centre_values)]:
         rows = np.flatnonzero(centre_values == centre)
+        if len(rows) < minimum:
+            raise InputError(f"{source}: centre {centre!r} has {len(rows)} record(s); at least {minimum} are needed for a "
+                             f"training and a test record at split.test_fraction = {test_fraction}")
         rng = np.random.default_rng([seed, ALL_CENTRES.index(centre)])
         classes = cohort["ethnicity"].to_numpy()[rows]
         n_test = math.ceil(test_fraction * len(rows))

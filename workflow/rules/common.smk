@@ -4,33 +4,33 @@
 
 from pathlib import Path
 
-import yaml
-
 from snakemake.utils import validate
 
-from synthshare.config import check_config, load_schema
-from synthshare.errors import InputError
 from synthshare.figures.catalogue import figure_targets
 from synthshare.grid import centre_fractions, model_settings, parties_of as grid_parties_of, skew_enabled
 from synthshare.naming import uniform_parties
 from synthshare.paths import RunPaths
+from synthshare.workflow_config import ConfigSources, check_workflow_config
 
 
-# One line naming the key, the value and what is allowed, before any job runs; then
-# Snakemake's own validation of the completed config (it must agree).
-_CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
-config.update(check_config(config, load_schema(workflow.source_path("../schemas/config.schema.yaml")), _CONFIG_SOURCE))
-validate(config, "../schemas/config.schema.yaml")
-if config["cohort"]["source"] == "simulated":
-    # The cohort's parameter file is a config file too: check it the same way.
-    _params_file = Path(config["cohort"]["simulated"]["parameters"])
-    if not _params_file.is_file():
-        raise InputError(f"{_CONFIG_SOURCE}: cohort.simulated.parameters = {str(_params_file)!r}: file not found")
-    check_config(
-        yaml.safe_load(_params_file.read_text()),
-        load_schema(workflow.source_path("../schemas/cohort_simulated.schema.yaml")),
-        str(_params_file),
+# One line naming the file, the key, the value and what is allowed, before any job runs
+# (synthshare.workflow_config: every config file as written, the run name, cross-key
+# checks, the cohort's input files and parameter file); then Snakemake's own validation
+# of the completed config (it must agree).
+_USER_CONFIGFILES = list(workflow.config_settings.configfiles)
+_CONFIG_SOURCES = ConfigSources(
+    [f for f in workflow.configfiles if f not in _USER_CONFIGFILES], _USER_CONFIGFILES, dict(workflow.config_settings.config)
+)
+config.update(
+    check_workflow_config(
+        config,
+        _CONFIG_SOURCES,
+        workflow.source_path("../schemas/config.schema.yaml"),
+        workflow.source_path("../schemas/cohort_simulated.schema.yaml"),
+        sorted(Path(workflow.basedir, "profiles").glob("*/config*.yaml")),
     )
+)
+validate(config, "../schemas/config.schema.yaml")
 
 PATHS = RunPaths(config["run"])
 SEEDS = [int(s) for s in config["seeds"]]

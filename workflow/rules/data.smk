@@ -18,6 +18,7 @@ rule cohort:
     params:
         settings=config["cohort"][config["cohort"]["source"]],
         parties=parties_of("centres"),
+        test_fraction=config["split"]["test_fraction"],
         test_cutoff=config["cohort"]["ukb_raw"]["test_cutoff"],
         extra_centres=config["cohort"]["ukb_raw"]["extra_centres"],
     log:

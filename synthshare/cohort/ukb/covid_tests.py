@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthshare.errors import InputError
+from synthshare.cohort.text_table import check_text_table
 
 TEST_COLUMNS = ("eid", "specdate", "result")
 
@@ -42,6 +43,8 @@ def read_test_outcomes(paths: list[str | Path], cutoff: pd.Timestamp) -> pd.Data
 def _read_one(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{path}: COVID-19 test result file not found (config cohort.ukb_raw.covid_tests)")
+    # NUL bytes, duplicated columns, ragged rows: pandas would accept them
+    check_text_table(path, "\t", "a tab-separated COVID-19 test result file")
     try:
         header = [str(c) for c in pd.read_csv(path, sep="\t", nrows=0, dtype=str).columns]
         missing = [c for c in TEST_COLUMNS if c not in header]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from synthshare.errors import InputError
+from synthshare.cohort.text_table import check_text_table
 from synthshare.cohort.ukb.tables import Coding, FieldSpec, Tables
 
 _CODINGS_TABLE = "synthshare/cohort/ukb/ukb_codings.csv"
@@ -89,6 +90,8 @@ def read_extract(path: str | Path, tables: Tables) -> Extract:
 def _read_header(path: Path) -> list[str]:
     if not path.is_file():
         raise InputError(f"{path}: main data set not found (config cohort.ukb_raw.main)")
+    # NUL bytes, duplicated columns, ragged rows, no participant: pandas would accept them
+    check_text_table(path, ",", "a ukbconv CSV", min_rows=1)
     try:
         return [str(c) for c in pd.read_csv(path, nrows=0, dtype=str).columns]
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
