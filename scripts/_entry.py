@@ -19,6 +19,12 @@ wildcards, and ``main`` receives the object Snakemake would inject: its input an
 output paths are the run's usual ones under ``results/<run>/``, and nothing checks
 whether the inputs exist beyond what the script itself reads. No script repeats the
 workflow's defaults or checks: they all come from the rule.
+
+Threads: importing this module pins every native thread pool (OpenMP of d3p's RNG,
+BLAS, numba, XLA; :func:`synthshare.threads.pin_threads`) to the job's ``threads``,
+read from the injected object, so each script imports it before numpy, jax or pandas.
+Standalone, the count is ``--threads N`` (default 1, what every rule asks for), and
+the job object is given the same count.
 """
 
 from __future__ import annotations
@@ -36,6 +42,25 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
 
+from synthshare.threads import pin_threads  # noqa: E402  (imports nothing that sizes a thread pool)
+
+
+def _job_threads(argv: list[str]) -> int:
+    """The job's threads: the injected ``snakemake.threads``, else ``--threads N`` of a
+    standalone command line (default 1)."""
+    injected = getattr(sys.modules.get("__main__"), "snakemake", None)
+    if injected is not None:
+        return int(injected.threads)
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return 1
+
+
+pin_threads(_job_threads(sys.argv[1:]))
+
 
 def job_from_command_line(description: str | None, argv: list[str] | None = None):
     """The ``snakemake`` object of the job named on the command line (see the module docstring)."""
@@ -45,6 +70,8 @@ def job_from_command_line(description: str | None, argv: list[str] | None = None
     )
     parser.add_argument("--configfile", action="append", default=[], metavar="FILE",
                         help="config file(s), as for snakemake (default: the Snakefile's config/config.yaml)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="the job's threads (default 1, as every rule); native thread pools are pinned to it")
     parser.add_argument("rule", help="the rule whose job to run, e.g. split or fit_generators_centres")
     parser.add_argument("wildcards", nargs="*", metavar="WILDCARD=VALUE", help="the job's wildcards")
     args = parser.parse_args(argv)
@@ -56,11 +83,12 @@ def job_from_command_line(description: str | None, argv: list[str] | None = None
         if name in wildcards:
             parser.error(f"wildcard {name!r} given twice")
         wildcards[name] = value
-    return build_job(args.rule, wildcards, [Path(f) for f in args.configfile])
+    return build_job(args.rule, wildcards, [Path(f) for f in args.configfile], args.threads)
 
 
-def build_job(rule_name: str, wildcards: dict[str, str], configfiles: list[Path]):
-    """Parse the workflow and return the ``snakemake`` object of ``rule_name``'s job for ``wildcards``."""
+def build_job(rule_name: str, wildcards: dict[str, str], configfiles: list[Path], threads: int = 1):
+    """Parse the workflow and return the ``snakemake`` object of ``rule_name``'s job for
+    ``wildcards``, with ``threads`` threads (the count this process's pools are pinned to)."""
     # Snakemake is imported here, not at the top: under Snakemake the injected object is used.
     from snakemake.api import SnakemakeApi
     from snakemake.dag import DAG
@@ -91,7 +119,7 @@ def build_job(rule_name: str, wildcards: dict[str, str], configfiles: list[Path]
         job = Job(rule, DAG(workflow, rules=[rule]), wildcards_dict=wildcards)
         for path in [*job.output, *job.log]:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        snakemake = Snakemake(job.input, job.output, job.params, job.wildcards, job.threads, job.resources,
+        snakemake = Snakemake(job.input, job.output, job.params, job.wildcards, threads, job.resources,
                               job.log, workflow.config, rule.name, None, scriptdir=os.fspath(REPO / "scripts"))
         if workflow.sourcecache.runtime_cache is not None:
             workflow.sourcecache.runtime_cache.cleanup()  # Snakemake's temporary source cache, as a run does

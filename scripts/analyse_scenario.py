@@ -6,17 +6,14 @@ output {ll, coef}. Standalone: ``python scripts/analyse_scenario.py --configfile
 config/smoke.yaml analyse_scenario scenario=centres epsilon=1 fraction=0.5 seed=123``.
 """
 
-import os
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only add overhead
-
-from _entry import job_from_command_line  # noqa: E402
-
-from synthshare.analysis.inputs import read_records, read_set_counts  # noqa: E402
-from synthshare.analysis.job import JobKey, run_scenario  # noqa: E402
-from synthshare.analysis.settings import AnalysisSettings  # noqa: E402
-from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA, write_table  # noqa: E402
-from synthshare.runlog import logged_run  # noqa: E402
+from synthshare.analysis.inputs import read_records, read_set_counts
+from synthshare.analysis.job import JobKey, run_scenario
+from synthshare.analysis.settings import AnalysisSettings
+from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA, write_table
+from synthshare.runlog import logged_run
 
 
 def main(snakemake) -> None:

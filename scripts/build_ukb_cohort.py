@@ -7,7 +7,8 @@ look at the flow table before a long run (it is printed to the log and the termi
     python scripts/build_ukb_cohort.py --configfile config/ukb.yaml cohort
 """
 
-from _entry import job_from_command_line
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.cohort.ukb import build_cohort

@@ -4,7 +4,8 @@ input.ll and input.coef (lists, same job order); output.ll and output.coef.
 Standalone: ``python scripts/collect_analysis.py --configfile config/smoke.yaml collect_analysis``.
 """
 
-from _entry import job_from_command_line
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
 from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA, stack_files
 from synthshare.runlog import logged_run

@@ -4,7 +4,8 @@ input (the privacy.json files); output.ledger.
 Standalone: ``python scripts/collect_ledger.py --configfile config/smoke.yaml collect_ledger``.
 """
 
-from _entry import job_from_command_line
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
 from synthshare.atomic import write_csv
 from synthshare.generator.ledger import collect_ledger, within_stated_error

@@ -7,24 +7,20 @@ output {synthetic, params, elbo, privacy} (lists in party order). Standalone:
 fit_generators_centres epsilon=1 fraction=0.5 seed=123``.
 """
 
-import os
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
-# One thread per job (see synthshare.generator.compilation); must precede importing jax.
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import logging
 
-import logging  # noqa: E402
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _entry import job_from_command_line  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from synthshare.errors import InputError  # noqa: E402
-from synthshare.generator.fit import PartyData  # noqa: E402
-from synthshare.generator.job import fit_and_sample, write_party_outputs  # noqa: E402
-from synthshare.generator.settings import GeneratorSettings  # noqa: E402
-from synthshare.runlog import logged_run  # noqa: E402
+from synthshare.errors import InputError
+from synthshare.generator.fit import PartyData
+from synthshare.generator.job import fit_and_sample, write_party_outputs
+from synthshare.generator.settings import GeneratorSettings
+from synthshare.runlog import logged_run
 
 
 class _LogLines:

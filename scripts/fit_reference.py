@@ -5,7 +5,8 @@ output.reference (``evaluation, ll, records, train_records``) and output.coef (`
 coef, se``). Standalone: ``python scripts/fit_reference.py --configfile config/smoke.yaml fit_reference``.
 """
 
-from _entry import job_from_command_line
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
 from synthshare.analysis.inputs import read_records
 from synthshare.analysis.job import fit_reference

@@ -5,9 +5,11 @@ party-major, fraction-minor (the order of the rule's output list). Standalone:
 ``python scripts/make_local_centres.py --configfile config/smoke.yaml local_centres``.
 """
 
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
+
 import numpy as np
 import pandas as pd
-from _entry import job_from_command_line
 
 from synthshare.atomic import write_parquet
 from synthshare.parties.local import subsample_nested

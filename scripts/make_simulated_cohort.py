@@ -5,8 +5,10 @@ input.parameters (the cohort-parameter YAML); params.settings (the config's
 ``python scripts/make_simulated_cohort.py --configfile config/smoke.yaml cohort``.
 """
 
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
+
 import pandas as pd
-from _entry import job_from_command_line
 
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.cohort.simulated import load_parameters, simulate_cohort

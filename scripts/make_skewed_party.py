@@ -5,9 +5,11 @@ in params.fractions order), evaluation}. Standalone:
 ``python scripts/make_skewed_party.py --configfile config/smoke.yaml skewed_party``.
 """
 
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
+
 import numpy as np
 import pandas as pd
-from _entry import job_from_command_line
 
 from synthshare.atomic import write_parquet
 from synthshare.parties.skew import make_skewed_party

@@ -4,9 +4,11 @@ input.train; params {fraction, seed}; output: the M parties' files (M = their nu
 Standalone: ``python scripts/make_uniform_parties.py --configfile config/smoke.yaml local_uniform2``.
 """
 
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
+
 import numpy as np
 import pandas as pd
-from _entry import job_from_command_line
 
 from synthshare.atomic import write_parquet
 from synthshare.parties.local import subsample_nested

@@ -6,7 +6,8 @@ input kind (``ll``, ``reference``, ``coef``, ``truth``, ``ledger``, ``elbo``), o
 ``python scripts/plot_figure.py --configfile config/smoke.yaml plot_fig1``.
 """
 
-from _entry import job_from_command_line
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
 from synthshare.figures.catalogue import requested_products
 from synthshare.figures.output import write_rendered

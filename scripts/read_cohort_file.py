@@ -5,8 +5,10 @@ test_fraction (the split's, which sets the smallest centre)}; output {cohort, tr
 Standalone: ``python scripts/read_cohort_file.py --configfile my.yaml cohort``.
 """
 
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
+
 import pandas as pd
-from _entry import job_from_command_line
 
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.cohort.file import read_cohort_file

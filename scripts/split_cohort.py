@@ -4,8 +4,10 @@ input.cohort; params {settings (the config's ``split``), parties}; output {train
 report, centres}. Standalone: ``python scripts/split_cohort.py --configfile config/smoke.yaml split``.
 """
 
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
+
 import pandas as pd
-from _entry import job_from_command_line
 
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.parties.split import split_train_test

@@ -4,7 +4,8 @@ input.ll; params.settings (synthshare.figures.catalogue.claim_settings); output.
 Standalone: ``python scripts/write_claims.py --configfile config/smoke.yaml claims``.
 """
 
-from _entry import job_from_command_line
+# First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
+from _entry import job_from_command_line  # isort: skip
 
 from synthshare.atomic import write_csv
 from synthshare.figures.claims import evaluate_claims
