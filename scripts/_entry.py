@@ -45,12 +45,17 @@ if str(REPO) not in sys.path:
 from synthshare.threads import pin_threads  # noqa: E402  (imports nothing that sizes a thread pool)
 
 
-def _job_threads(argv: list[str]) -> int:
-    """The job's threads: the injected ``snakemake.threads``, else ``--threads N`` of a
-    standalone command line (default 1)."""
-    injected = getattr(sys.modules.get("__main__"), "snakemake", None)
+def job_threads(main, argv: list[str]) -> int | None:
+    """How many threads this process's pools get: the injected job's ``snakemake.threads``;
+    a script run standalone (``__main__`` is a file in scripts/) its ``--threads N``
+    (default 1); None when something else imported a script (a test calling its
+    ``main`` in-process owns its own threads)."""
+    injected = getattr(main, "snakemake", None)
     if injected is not None:
         return int(injected.threads)
+    main_file = getattr(main, "__file__", None)
+    if main_file is None or Path(main_file).resolve().parent != Path(__file__).resolve().parent:
+        return None
     for i, arg in enumerate(argv):
         if arg == "--threads" and i + 1 < len(argv):
             return int(argv[i + 1])
@@ -59,7 +64,9 @@ def _job_threads(argv: list[str]) -> int:
     return 1
 
 
-pin_threads(_job_threads(sys.argv[1:]))
+_THREADS = job_threads(sys.modules.get("__main__"), sys.argv[1:])
+if _THREADS is not None:
+    pin_threads(_THREADS)
 
 
 def job_from_command_line(description: str | None, argv: list[str] | None = None):

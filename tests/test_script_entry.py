@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,15 +37,20 @@ def test_a_rule_script_pins_the_injected_threads_over_inherited_values():
         assert "--xla_cpu_multi_thread_eigen=false" in xla
 
 
-def test_a_standalone_script_pins_the_threads_option():
-    code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(ROOT / "scripts")!r})
-        import _entry, os
-        print(os.environ["OMP_NUM_THREADS"])
-    """)
-    assert _run(code).stdout.strip() == "1"
-    assert _run(code, "--threads", "2", "claims").stdout.strip() == "2"
+def test_threads_of_a_standalone_script_and_of_an_in_process_import():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from _entry import job_threads
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    script = types.SimpleNamespace(__file__=str(ROOT / "scripts" / "write_claims.py"))
+    assert job_threads(script, ["--configfile", "c.yaml", "claims"]) == 1
+    assert job_threads(script, ["--threads", "2", "claims"]) == 2
+    assert job_threads(script, ["--threads=3", "claims"]) == 3
+    assert job_threads(types.SimpleNamespace(snakemake=types.SimpleNamespace(threads=4)), []) == 4
+    # a test (pytest is __main__) importing a script to call its main: not a job, no pinning
+    assert job_threads(types.SimpleNamespace(__file__=str(ROOT / "tests" / "conftest.py")), ["--threads", "2"]) is None
+    assert job_threads(None, []) is None
 
 
 def test_every_rule_script_imports_the_entry_front_first():
