@@ -224,11 +224,15 @@ class PoissonBatchSolver:
 
     def _fit_compiled(self, counts: np.ndarray, n: np.ndarray, s: np.ndarray, out: BatchFit, max_iter: int,
                       tol: float, start: np.ndarray | None) -> BatchFit:
-        """:meth:`fit` by the compiled kernel; the sandwich algebra and the slow path stay here."""
+        """:meth:`fit` by the compiled kernel; the collinear slow path and the sandwich of a
+        Hessian without positive Cholesky pivots stay here."""
         result = run_kernel(self._tables, n, s, start, max_iter, tol)
         for name in ("present", "zero_positive", "iterations", "converged", "reference_missing", "failed", "warm"):
             getattr(out, name)[:] = getattr(result, name)
         done = np.flatnonzero(~result.failed & ~result.singular)
+        out.coef[done] = result.beta[done]
+        out.var[done] = result.var[done]
+        done = done[~result.sandwich[done]]  # H without positive pivots: numpy's inv / pinv
         for first in range(0, done.size, self.chunk):
             fits = done[first : first + self.chunk]
             self._sandwich_algebra(out, fits, result.beta[fits], result.mask[fits], result.hessian_flat[fits],

@@ -17,9 +17,11 @@ no per-wave array traffic. Per fit, in order:
 3. **Replay** of statsmodels' iterations 2, 3, …: Newton steps from step 1's β, with the
    Log link's clipping below μ < ε (IRLS weight ε²/μ, working residual (y − μ)/ε),
    until |D_k − D_{k−1}| ≤ tol (1e-8) or k = max_iter (100), D_k = 2 (Σ nμ − S − βᵀXᵀs).
-4. **Sandwich margins**: the Hessian margins of n ⊙ μ at the final β and the meat
-   margins of n ⊙ μ² − 2 s ⊙ μ + s, both with statsmodels' clipped per-cell values where
-   μ < ε. The 22×22 algebra (H⁻¹ M H⁻¹) stays in numpy, batched, in the caller.
+4. **Sandwich**: the Hessian margins of n ⊙ μ at the final β and the meat margins of
+   n ⊙ μ² − 2 s ⊙ μ + s, both with statsmodels' clipped per-cell values where μ < ε;
+   then diag(H⁻¹ M H⁻¹) with H⁻¹ from a Cholesky factor. A Hessian without positive
+   pivots (numerically singular tiny data) is left to the caller's numpy LU inverse /
+   pseudo-inverse, exactly as the numpy path does it.
 
 A collinear present design (a Cholesky pivot below ``PIVOT_TOL`` of its diagonal entry,
 at step 1 or in the replay) is flagged ``singular``; the caller replays it on the
@@ -165,6 +167,8 @@ class KernelResult:
         present, zero_positive: (B, P) bool, as ``BatchFit``.
         hessian_flat, meat_flat: (B, F) sandwich margins at the final β.
         iterations: (B,) int64; converged, reference_missing, failed, warm, singular: (B,) bool.
+        var: (B, P) HC variances diag(H⁻¹ M H⁻¹), NaN for absent terms, where ``sandwich``.
+        sandwich: (B,) the variances were computed (H had positive Cholesky pivots).
     """
 
     beta: np.ndarray
@@ -179,6 +183,8 @@ class KernelResult:
     failed: np.ndarray
     warm: np.ndarray
     singular: np.ndarray
+    var: np.ndarray
+    sandwich: np.ndarray
 
 
 def run_kernel(tables: KernelTables, n: np.ndarray, s: np.ndarray, start: np.ndarray | None,
@@ -200,6 +206,7 @@ def run_kernel(tables: KernelTables, n: np.ndarray, s: np.ndarray, start: np.nda
         zero_positive=np.zeros((B, P), np.bool_), hessian_flat=np.zeros((B, F)), meat_flat=np.zeros((B, F)),
         iterations=np.zeros(B, np.int64), converged=np.zeros(B, np.bool_), reference_missing=np.zeros(B, np.bool_),
         failed=np.zeros(B, np.bool_), warm=np.zeros(B, np.bool_), singular=np.zeros(B, np.bool_),
+        var=np.full((B, P), np.nan), sandwich=np.zeros(B, np.bool_),
     )
     if B == 0:
         return result
@@ -210,7 +217,7 @@ def run_kernel(tables: KernelTables, n: np.ndarray, s: np.ndarray, start: np.nda
              t.cell_terms, t.d, t.u,
              result.beta, result.mask, result.present, result.zero_positive, result.hessian_flat, result.meat_flat,
              result.iterations, result.converged, result.reference_missing, result.failed, result.warm,
-             result.singular)
+             result.singular, result.var, result.sandwich)
     return result
 
 
@@ -239,13 +246,14 @@ def _margins(n, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_p
             continue
         al = a[l]
         row = n[l]
+        # three loops, not one: the first two then vectorise (the sum is sequential)
+        for r in range(R):
+            column[r] += al * row[r]
+        for r in range(R):
+            scaled[r] = (row[r] * b[r]) * al
         total = 0.0
         for r in range(R):
-            value = row[r]
-            column[r] += al * value
-            v = (value * b[r]) * al
-            scaled[r] = v
-            total += v
+            total += scaled[r]
         for k in range(k_left):
             out[left_rows[l, k]] += total
         for f in range(q_left):
@@ -339,6 +347,64 @@ def _solve(flat, rhs, mask, gram_index, A, diagonal, x):
 
 
 @numba.njit(**_JIT)
+def _sandwich_variances(hessian, meat, mask, gram_index, A, inverse, var):
+    """diag(H⁻¹ M H⁻¹) on the present terms (NaN for absent ones) by a Cholesky inverse of H.
+
+    Returns False (``var`` untouched) where a pivot of H is not positive: a numerically
+    singular Hessian, left to the caller's LU inverse / pseudo-inverse as in the numpy path.
+    """
+    P = mask.shape[0]
+    for i in range(P):
+        for j in range(i + 1):
+            A[i, j] = hessian[gram_index[i, j]] * (mask[i] * mask[j])
+        A[i, i] += 1.0 - mask[i]
+    for j in range(P):
+        pivot = A[j, j]
+        for k in range(j):
+            pivot -= A[j, k] * A[j, k]
+        if not pivot > 0.0:
+            return False
+        root = math.sqrt(pivot)
+        A[j, j] = root
+        for i in range(j + 1, P):
+            value = A[i, j]
+            for k in range(j):
+                value -= A[i, k] * A[j, k]
+            A[i, j] = value / root
+    # L⁻¹ (lower) in the upper part of ``inverse``'s transpose: inverse[j, i] = (L⁻¹)[i, j]
+    for j in range(P):
+        inverse[j, j] = 1.0 / A[j, j]
+        for i in range(j + 1, P):
+            value = 0.0
+            for k in range(j, i):
+                value -= A[i, k] * inverse[j, k]
+            inverse[j, i] = value / A[i, i]
+    # H⁻¹ = L⁻ᵀ L⁻¹, stored in A (full, symmetric): (H⁻¹)[i, j] = Σ_{k ≥ max(i, j)} L⁻¹[k, i] L⁻¹[k, j]
+    for i in range(P):
+        for j in range(i + 1):
+            value = 0.0
+            for k in range(i, P):
+                value += inverse[i, k] * inverse[j, k]
+            A[i, j] = value
+            A[j, i] = value
+    for i in range(P):
+        if mask[i] == 0.0:
+            var[i] = math.nan
+            continue
+        total = 0.0
+        for j in range(P):
+            if mask[j] == 0.0:
+                continue
+            inner = 0.0
+            for k in range(P):
+                if mask[k] != 0.0:
+                    inner += meat[gram_index[j, k]] * A[i, k]
+            total += A[i, j] * inner
+        var[i] = total
+    return True
+
+
+@numba.njit(**_JIT)
 def _may_clip(beta, mask, level_terms, q):
     """Whether a cell may have μ < ε: β₀ + Σ_f min(0, min over present levels β_f) < log ε + 1."""
     bound = beta[0]
@@ -363,11 +429,13 @@ def _clip_ratio(mu):
 
 
 @numba.njit(**_JIT)
-def _clip_corrections(n, s, a, b, cell_entries, cell_terms, flat, gradient):
+def _clip_corrections(n, s, a, b, occupied, cell_entries, cell_terms, flat, gradient):
     """Cells with records and μ < ε: IRLS weight ε²/μ and residual (y − μ)/ε (in place)."""
     R = b.shape[0]
     P = gradient.shape[0]
     for l in range(n.shape[0]):
+        if not occupied[l]:
+            continue
         for r in range(R):
             if n[l, r] > 0:
                 mu = a[l] * b[r]
@@ -386,10 +454,12 @@ def _clip_corrections(n, s, a, b, cell_entries, cell_terms, flat, gradient):
 
 
 @numba.njit(**_JIT)
-def _sandwich_corrections(n, s, a, b, cell_entries, hessian, meat):
+def _sandwich_corrections(n, s, a, b, occupied, cell_entries, hessian, meat):
     """Cells with records and μ < ε: statsmodels' clipped observed Hessian and score weights."""
     R = b.shape[0]
     for l in range(n.shape[0]):
+        if not occupied[l]:
+            continue
         for r in range(R):
             if n[l, r] > 0:
                 mu = a[l] * b[r]
@@ -415,7 +485,8 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
              vector_index, gram_index, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u,
              reference_rows, left_levels, right_levels, level_terms, cell_entries, cell_terms, d, u,
              beta_out, mask_out, present_out, zero_out, hessian_out, meat_out,
-             iterations_out, converged_out, reference_missing_out, failed_out, warm_out, singular_out):
+             iterations_out, converged_out, reference_missing_out, failed_out, warm_out, singular_out,
+             var_out, sandwich_out):
     """Every fit of a batch, one after the other (see the module docstring for the steps)."""
     B, n_left, R = n_all.shape
     P = vector_index.shape[0]
@@ -438,6 +509,7 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
     bb = np.empty(R)
     effects = np.empty(level_terms.shape)
     A = np.empty((P, P))
+    inverse = np.zeros((P, P))
     diagonal = np.empty(P)
     step = np.empty(P)
     rhs = np.empty(P)
@@ -552,7 +624,7 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
                 use = plain
                 if _may_clip(beta, mask, level_terms, q):
                     flat[:] = plain
-                    _clip_corrections(n, s, a, b, cell_entries, cell_terms, flat, gradient)
+                    _clip_corrections(n, s, a, b, occupied, cell_entries, cell_terms, flat, gradient)
                     use = flat
                 dot = 0.0
                 for t in range(P):
@@ -591,4 +663,5 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
         for k in range(F):
             meat[k] = (meat[k] - 2.0 * work[k]) + s_flat[k]
         if _may_clip(beta, mask, level_terms, q):
-            _sandwich_corrections(n, s, a, b, cell_entries, hessian_out[fit], meat)
+            _sandwich_corrections(n, s, a, b, occupied, cell_entries, hessian_out[fit], meat)
+        sandwich_out[fit] = _sandwich_variances(hessian_out[fit], meat, mask, gram_index, A, inverse, var_out[fit])
