@@ -65,6 +65,10 @@ WARM_STEP_TOL = 1e-8
 WARM_MAX_ITER = 12
 """As ``irls.WARM_MAX_ITER``."""
 
+SPARSE_SHARE = 0.35
+"""Below this share of occupied cells among the occupied rows' cells a fit's margins
+loop over its occupied cells (gathered once per fit) instead of whole rows."""
+
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
@@ -188,12 +192,14 @@ class KernelResult:
 
 
 def run_kernel(tables: KernelTables, n: np.ndarray, s: np.ndarray, start: np.ndarray | None,
-               max_iter: int, tol: float) -> KernelResult:
+               max_iter: int, tol: float, sparse_share: float = SPARSE_SHARE) -> KernelResult:
     """Fit B count tables.
 
     Args:
         n, s: (B, Λ, R) records and positives per (left, right) cell, float64.
         start: (B, P) warm starts (NaN = none for that term; an all-NaN row = no start) or None.
+        sparse_share: see ``SPARSE_SHARE`` (0: always whole rows, 1: always occupied cells;
+            the results are the same bytes).
     """
     B, P = n.shape[0], tables.vector_index.size
     F = tables.flat_size
@@ -211,7 +217,7 @@ def run_kernel(tables: KernelTables, n: np.ndarray, s: np.ndarray, start: np.nda
     if B == 0:
         return result
     t = tables
-    _fit_all(n, s, start, use_start, int(max_iter), float(tol),
+    _fit_all(n, s, start, use_start, int(max_iter), float(tol), float(sparse_share),
              t.vector_index, t.gram_index, t.left_rows, t.level_rows, t.cross_d, t.cross_u, t.right_pair, t.right_one_d,
              t.right_one_u, t.reference_rows, t.left_levels, t.right_levels, t.level_terms, t.cell_entries,
              t.cell_terms, t.d, t.u,
@@ -260,6 +266,53 @@ def _margins(n, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_p
             target = acc[level_rows[l, f]]
             for r in range(R):
                 target[r] += scaled[r]
+    _margins_tail(b, column, acc, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, out)
+
+
+@numba.njit(**_JIT)
+def _margins_sparse(values, columns, row_start, rows, a, b, left_rows, level_rows, cross_d, cross_u, right_pair,
+                    right_one_d, right_one_u, d, u, column, acc, out):
+    """:func:`_margins` over the occupied cells only (same sums: the skipped terms are 0).
+
+    values: (nnz,) weights of the occupied cells, row by row; columns: (nnz,) their right
+    cell; row_start: (Λ + 1,) offsets into them; rows: the occupied left cells.
+    """
+    out[:] = 0.0
+    column[:] = 0.0
+    acc[:, :] = 0.0
+    k_left = left_rows.shape[1]
+    q_left = level_rows.shape[1]
+    for l in rows:
+        al = a[l]
+        total = 0.0
+        for index in range(row_start[l], row_start[l + 1]):
+            r = columns[index]
+            value = values[index]
+            column[r] += al * value
+            v = (value * b[r]) * al
+            total += v
+            for f in range(q_left):
+                acc[level_rows[l, f], r] += v
+        for k in range(k_left):
+            out[left_rows[l, k]] += total
+    _margins_tail(b, column, acc, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, out)
+
+
+@numba.njit(**_JIT)
+def _margins_any(sparse, n, values, columns, row_start, rows, a, b, occupied, left_rows, level_rows, cross_d, cross_u,
+                 right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, out):
+    """:func:`_margins_sparse` or :func:`_margins` (bitwise the same result for finite weights)."""
+    if sparse:
+        _margins_sparse(values, columns, row_start, rows, a, b, left_rows, level_rows, cross_d, cross_u, right_pair,
+                        right_one_d, right_one_u, d, u, column, acc, out)
+    else:
+        _margins(n, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u,
+                 column, scaled, acc, out)
+
+
+@numba.njit(**_JIT)
+def _margins_tail(b, column, acc, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, out):
+    """The pair blocks (left level x right level) from ``acc`` and the right pair from the column sums."""
     for k in range(acc.shape[0]):
         source = acc[k]
         base_d = cross_d[k]
@@ -481,7 +534,7 @@ def _sandwich_corrections(n, s, a, b, occupied, cell_entries, hessian, meat):
 
 
 @numba.njit(**_JIT)
-def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
+def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol, sparse_share,
              vector_index, gram_index, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u,
              reference_rows, left_levels, right_levels, level_terms, cell_entries, cell_terms, d, u,
              beta_out, mask_out, present_out, zero_out, hessian_out, meat_out,
@@ -495,6 +548,11 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
     ones_left = np.ones(n_left)
     ones_right = np.ones(R)
     occupied = np.zeros(n_left, np.bool_)
+    row_start = np.zeros(n_left + 1, np.int64)
+    rows_buffer = np.zeros(n_left, np.int64)
+    columns = np.zeros(n_left * R, np.int64)
+    n_values = np.zeros(n_left * R)
+    s_values = np.zeros(n_left * R)
     column = np.empty(R)
     scaled = np.empty(R)
     acc = np.empty((cross_d.shape[0], R))
@@ -528,11 +586,30 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
                     busy = True
                     break
             occupied[l] = busy
+        # the occupied cells, row by row: a sparse pass when they are few (same sums)
+        nnz = 0
+        n_rows = 0
+        dense_cells = 0
+        for l in range(n_left):
+            row_start[l] = nnz
+            if occupied[l]:
+                rows_buffer[n_rows] = l
+                n_rows += 1
+                dense_cells += R
+                for r in range(R):
+                    if n[l, r] != 0.0:
+                        columns[nnz] = r
+                        n_values[nnz] = n[l, r]
+                        s_values[nnz] = s[l, r]
+                        nnz += 1
+        row_start[n_left] = nnz
+        rows = rows_buffer[:n_rows]
+        sparse = nnz <= sparse_share * dense_cells
         # -- 1. first step -----------------------------------------------------------
-        _margins(n, ones_left, ones_right, occupied, left_rows, level_rows, cross_d, cross_u, right_pair,
-                 right_one_d, right_one_u, d, u, column, scaled, acc, n_flat)
-        _margins(s, ones_left, ones_right, occupied, left_rows, level_rows, cross_d, cross_u, right_pair,
-                 right_one_d, right_one_u, d, u, column, scaled, acc, s_flat)
+        _margins_any(sparse, n, n_values, columns, row_start, rows, ones_left, ones_right, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, n_flat)
+        _margins_any(sparse, s, s_values, columns, row_start, rows, ones_left, ones_right, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, s_flat)
         total_n, total_s = n_flat[0], s_flat[0]
         missing = False
         for f in range(q):
@@ -580,8 +657,8 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
                 iteration = 0
                 while True:
                     _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b)
-                    _margins(n, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u,
-                             d, u, column, scaled, acc, plain)
+                    _margins_any(sparse, n, n_values, columns, row_start, rows, a, b, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, plain)
                     for t in range(P):
                         gradient[t] = xs[t] - plain[vector_index[t]]
                     bad = _solve(plain, gradient, mask, gram_index, A, diagonal, step)
@@ -617,8 +694,8 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
             collinear = False
             while True:
                 _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b)
-                _margins(n, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u,
-                         d, u, column, scaled, acc, plain)
+                _margins_any(sparse, n, n_values, columns, row_start, rows, a, b, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, plain)
                 for t in range(P):
                     gradient[t] = xs[t] - plain[vector_index[t]]
                 use = plain
@@ -656,10 +733,10 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol,
         for r in range(R):
             bb[r] = b[r] * b[r]
         meat = meat_out[fit]
-        _margins(n, aa, bb, occupied, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u,
-                 d, u, column, scaled, acc, meat)
-        _margins(s, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u,
-                 d, u, column, scaled, acc, work)
+        _margins_any(sparse, n, n_values, columns, row_start, rows, aa, bb, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, meat)
+        _margins_any(sparse, s, s_values, columns, row_start, rows, a, b, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, work)
         for k in range(F):
             meat[k] = (meat[k] - 2.0 * work[k]) + s_flat[k]
         if _may_clip(beta, mask, level_terms, q):
