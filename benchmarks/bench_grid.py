@@ -18,15 +18,17 @@ experiment is one analysis job) and prices it with costs measured here, now:
    ``bench_analysis.py``'s projection. Distinct fits per job from the paper's orders
    (repeated first-j sets are fitted once).
 3. **Figures.** The paper-scale figure jobs (``figures_paper_scale.py``: Figs 1/S3, 2/S4
-   and the claims reading every step) on a fabricated ll.parquet of one seed; cost per
-   row, times the rows of every scenario job.
+   and the claims reading every step) on fabricated ll.parquet files of one and two
+   seeds: a fixed cost per model setting (plus the skew experiment) and a cost per row,
+   times the rows of every analysis job. An upper bound of sorts: not every setting
+   draws every figure.
 
 Every process is pinned to one thread (OpenMP, BLAS, numba, XLA); the projection assumes
 two such jobs at a time on the 2 cores (Snakemake ``--cores 2``, jobs of one thread) and
 perfect packing, i.e. total core-seconds / 2. Data-stage jobs (~5 s) and the DAG (~8 s)
 are left out. Default run time ~4-5 min on the 2-core machine.
 
-    .venv/bin/python benchmarks/bench_grid.py [--epochs 25] [--analysis-orders 1] [--skip-figures]
+    .venv/bin/python benchmarks/bench_grid.py [--epochs 10] [--analysis-orders 1] [--skip-figures]
 """
 
 from __future__ import annotations
@@ -229,8 +231,9 @@ def measure_analysis(orders: int) -> dict[str, float]:
 
 # -- figures ----------------------------------------------------------------------------
 
-def measure_figures() -> float:
-    """Seconds per ll.parquet row of the paper-scale figure jobs, on one fabricated seed."""
+def measure_figures(settings_count: int) -> tuple[float, float]:
+    """(fixed seconds per setting, seconds per ll.parquet row) of the paper-scale figure jobs,
+    from fabricated files of one and of two seeds (a line through the two timings)."""
     import figures_paper_scale as F
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -239,31 +242,37 @@ def measure_figures() -> float:
     from synthshare.figures.output import save_figure
     from synthshare.figures.paper import party_comparison, steps_figure
 
-    F.SEEDS = 1
-    with tempfile.TemporaryDirectory() as workdir:
-        workdir = Path(workdir)
-        ll, reference = workdir / "ll.parquet", workdir / "reference.parquet"
-        rows = F.fabricate(ll)
-        pq.write_table(pa.table({"evaluation": ["global_test"], "ll": [-0.50]}), reference)
-        settings = {"scenario": "centres", "parties": list(CENTRES), "epsilon": 1.0, "fraction": 0.1}
-        claims = {**settings, "fractions": [0.1], "epsilons": [1.0], "skews": [], "supplement_epsilon": None,
-                  "fraction_party": "Newcastle", "fraction_party_name": "Newcastle"}
-        started = time.perf_counter()
-        for result in (party_comparison(ll, reference, {**settings, "full_figure": "fig_s3"}, "fig1"),
-                       steps_figure(ll, reference, {**settings, "full_figure": "fig_s4"}, "fig2")):
-            for name, figure in result.figures.items():
-                save_figure(figure, workdir / f"{name}.pdf", workdir / f"{name}.png")
-        most_parties_benefit(ll, claims)
-        gain_saturates_after_five(ll, claims)
-        seconds = time.perf_counter() - started
-    print(f"  Figs 1/S3, 2/S4 and two claims on {rows:,} rows: {seconds:.1f} s = {seconds / rows * 1e9:.0f} ns per row")
-    return seconds / rows
+    points = []
+    for seeds in (1, 2):
+        F.SEEDS = seeds
+        with tempfile.TemporaryDirectory() as workdir:
+            workdir = Path(workdir)
+            ll, reference = workdir / "ll.parquet", workdir / "reference.parquet"
+            rows = F.fabricate(ll)
+            pq.write_table(pa.table({"evaluation": ["global_test"], "ll": [-0.50]}), reference)
+            settings = {"scenario": "centres", "parties": list(CENTRES), "epsilon": 1.0, "fraction": 0.1}
+            claims = {**settings, "fractions": [0.1], "epsilons": [1.0], "skews": [], "supplement_epsilon": None,
+                      "fraction_party": "Newcastle", "fraction_party_name": "Newcastle"}
+            started = time.perf_counter()
+            for result in (party_comparison(ll, reference, {**settings, "full_figure": "fig_s3"}, "fig1"),
+                           steps_figure(ll, reference, {**settings, "full_figure": "fig_s4"}, "fig2")):
+                for name, figure in result.figures.items():
+                    save_figure(figure, workdir / f"{name}.pdf", workdir / f"{name}.png")
+            most_parties_benefit(ll, claims)
+            gain_saturates_after_five(ll, claims)
+            points.append((rows, time.perf_counter() - started))
+    (r1, t1), (r2, t2) = points
+    per_row = max(0.0, (t2 - t1) / (r2 - r1))
+    fixed = max(0.0, t1 - per_row * r1)
+    print(f"  Figs 1/S3, 2/S4 and two claims: {t1:.1f} s on {r1:,} rows, {t2:.1f} s on {r2:,} rows "
+          f"-> {fixed:.1f} s per setting + {per_row * 1e9:.0f} ns per row ({settings_count} settings)")
+    return fixed, per_row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", default=str(REPO / "config/paper.yaml"))
-    parser.add_argument("--epochs", type=int, default=25, help="epochs of each measured generator run (100 steps each)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of each measured generator run (100 steps each)")
     parser.add_argument("--analysis-orders", type=int, default=1)
     parser.add_argument("--skip-figures", action="store_true")
     args = parser.parse_args()
@@ -285,7 +294,8 @@ def main() -> None:
     figure_seconds = None
     if not args.skip_figures:
         print("figures (one thread):")
-        figure_seconds = measure_figures() * counted["rows"]
+        fixed, per_row = measure_figures(counted["generator_jobs"] // len(config["seeds"]) + 1)
+        figure_seconds = fixed * (counted["generator_jobs"] // len(config["seeds"]) + 1) + per_row * counted["rows"]
 
     cores = 2
     total_generator = sum(generator.values())
