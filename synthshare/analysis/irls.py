@@ -43,6 +43,12 @@ start to full convergence (``_newton_warm``); measured ≈ 4.7 steps from the pr
 step's fit vs ≈ 5-6 replayed iterations, because one more party still moves rare-level
 coefficients by ~0.3.
 
+Two implementations of this iteration: the compiled per-fit kernel of
+:mod:`synthshare.analysis.irls_kernel` (numba; the default, ``PoissonBatchSolver(kernel=
+"numba")``, ~3x the numpy path) and the batched numpy code of this module
+(``kernel="numpy"``), kept as the reference it is tested against
+(tests/test_analysis_irls_kernel.py). Designs of fewer than 3 features use numpy.
+
 Levels absent from a data set get no term (patsy on string columns builds columns
 only for observed levels): their coefficient is held at 0 and their variance is NaN.
 A design whose present columns are collinear (tiny data) leaves the fast path: it is

@@ -33,7 +33,9 @@ two features), so one pass over the (Λ × R) table of a fit gives, per left cel
 row sum of n ⊙ b and its per-level sums of both right features (scaled by a_l once per
 row), and the column sums Σ_l a_l n_lr (the right pair). Every one- and two-way margin
 of :class:`~synthshare.analysis.margins.MarginPlan`'s flat layout is a scatter of
-these; rows of the table without records are skipped.
+these; rows of the table without records are skipped, and when the occupied cells are
+fewer than ``SPARSE_SHARE`` of the occupied rows' cells the pass walks the occupied cells
+only (gathered once per fit; the same sums, since the skipped terms are zeros).
 
 Determinism: sequential loops, no fastmath, no parallel reductions, so a fit's bytes do
 not depend on the batch, its order or the run. Compiled once per machine with
