@@ -117,11 +117,13 @@ class PartyResult:
 class PartyExperiment:
     """Runs the experiment for parties sharing one evaluation set and design family."""
 
-    def __init__(self, evaluation_counts: np.ndarray, draws: int, variants: tuple[str, ...] = VARIANTS) -> None:
+    def __init__(self, evaluation_counts: np.ndarray, draws: int, variants: tuple[str, ...] = VARIANTS,
+                 kernel: str = "numba") -> None:
         """
         Args:
             evaluation_counts: (7, 2, 8, 4, 5, 2) count table of the evaluation set.
             draws: S, Monte Carlo draws per pooled model.
+            kernel: the GLM solver's implementation (``PoissonBatchSolver``'s ``kernel``).
         """
         unknown = [v for v in variants if v not in VARIANTS]
         if unknown:
@@ -129,6 +131,7 @@ class PartyExperiment:
         self.evaluation_counts = np.asarray(evaluation_counts)
         self.draws = int(draws)
         self.variants = tuple(variants)
+        self.kernel = kernel
         self._solvers: dict[Design, PoissonBatchSolver] = {}
         self._evaluations: dict[Design, EvaluationSet] = {}
 
@@ -246,7 +249,7 @@ class PartyExperiment:
 
     def _solver(self, design: Design) -> PoissonBatchSolver:
         if design not in self._solvers:
-            self._solvers[design] = PoissonBatchSolver(design)
+            self._solvers[design] = PoissonBatchSolver(design, kernel=self.kernel)
         return self._solvers[design]
 
     def _evaluation(self, design: Design) -> EvaluationSet:

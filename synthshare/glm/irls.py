@@ -43,6 +43,12 @@ start to full convergence (``_newton_warm``); measured ≈ 4.7 steps from the pr
 step's fit vs ≈ 5-6 replayed iterations, because one more party still moves rare-level
 coefficients by ~0.3.
 
+Two implementations of this iteration: the compiled per-fit kernel of
+:mod:`synthshare.glm.irls_kernel` (numba; the default, ``PoissonBatchSolver(kernel=
+"numba")``, ~3x the numpy path) and the batched numpy code of this module
+(``kernel="numpy"``), kept as the reference it is tested against
+(tests/test_glm_irls_kernel.py). Designs of fewer than 3 features use numpy.
+
 Levels absent from a data set get no term (patsy on string columns builds columns
 only for observed levels): their coefficient is held at 0 and their variance is NaN.
 A design whose present columns are collinear (tiny data) leaves the fast path: it is
@@ -58,7 +64,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthshare.glm.design import Design
+from synthshare.glm.irls_kernel import KernelTables, run_kernel
 from synthshare.glm.margins import FactorMargins, MarginPlan
+
+KERNELS = ("numba", "numpy")
+"""Implementations of the same iteration: compiled per fit, or the batched numpy reference."""
 
 MAX_ITER = 100
 """statsmodels' default ``maxiter`` for IRLS."""
@@ -116,10 +126,21 @@ class BatchFit:
 class PoissonBatchSolver:
     """Fits the Poisson GLM of one :class:`Design` to many count tables at once."""
 
-    def __init__(self, design: Design, chunk: int = _CHUNK) -> None:
+    def __init__(self, design: Design, chunk: int = _CHUNK, kernel: str = "numba") -> None:
+        """
+        Args:
+            chunk: fits per wave of the numpy path.
+            kernel: ``"numba"`` (the compiled kernel of :mod:`synthshare.glm.irls_kernel`,
+                used for designs of at least 3 features) or ``"numpy"`` (the batched
+                reference implementation in this module). Both run the same iteration.
+        """
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel {kernel!r}; expected one of {list(KERNELS)}")
         self.design = design
         self.plan = MarginPlan(design)
         self.chunk = int(chunk)
+        self.kernel = kernel if len(design.shape) >= 3 else "numpy"
+        self._tables = KernelTables.build(design, self.plan) if self.kernel == "numba" else None
         self._design_matrix: np.ndarray | None = None
         self._cell_entries = self.plan.cell_entries()
         shape = design.shape
@@ -177,6 +198,8 @@ class PoissonBatchSolver:
         cells = counts.reshape(B, self._left, self._right, 2)
         n = np.ascontiguousarray(cells[..., 0], dtype=np.float64)
         s = np.ascontiguousarray(cells[..., 1], dtype=np.float64)
+        if self.kernel == "numba":
+            return self._fit_compiled(counts, n, s, out, max_iter, tol, start)
         state = self._first_step(n, s, out)
         state.singular &= ~out.failed
         replay = ~state.singular & ~out.failed
@@ -199,6 +222,28 @@ class PoissonBatchSolver:
             self._sandwich(out, fits, state.beta[fits], state.mask[fits], n[fits], s[fits], state.s_flat[fits],
                            state.hessian_flat[fits])
         for index in np.flatnonzero(state.singular):
+            self._fit_rank_deficient(counts[index], out, int(index), max_iter, tol)
+        out.coef[out.failed] = np.nan
+        out.var[out.failed] = np.nan
+        out.zero_positive[out.failed] = False
+        return out
+
+    def _fit_compiled(self, counts: np.ndarray, n: np.ndarray, s: np.ndarray, out: BatchFit, max_iter: int,
+                      tol: float, start: np.ndarray | None) -> BatchFit:
+        """:meth:`fit` by the compiled kernel; the collinear slow path and the sandwich of a
+        Hessian without positive Cholesky pivots stay here."""
+        result = run_kernel(self._tables, n, s, start, max_iter, tol)
+        for name in ("present", "zero_positive", "iterations", "converged", "reference_missing", "failed", "warm"):
+            getattr(out, name)[:] = getattr(result, name)
+        done = np.flatnonzero(~result.failed & ~result.singular)
+        out.coef[done] = result.beta[done]
+        out.var[done] = result.var[done]
+        done = done[~result.sandwich[done]]  # H without positive pivots: numpy's inv / pinv
+        for first in range(0, done.size, self.chunk):
+            fits = done[first : first + self.chunk]
+            self._sandwich_algebra(out, fits, result.beta[fits], result.mask[fits], result.hessian_flat[fits],
+                                   result.meat_flat[fits])
+        for index in np.flatnonzero(result.singular):
             self._fit_rank_deficient(counts[index], out, int(index), max_iter, tol)
         out.coef[out.failed] = np.nan
         out.var[out.failed] = np.nan
@@ -437,6 +482,11 @@ class PoissonBatchSolver:
             entries = (rows[:, None], self._cell_entries[cells])
             np.add.at(hessian_flat, entries, (h_exact - n_low * mu)[:, None])
             np.add.at(meat_flat, entries, (m_exact - (n_low * mu * mu - 2.0 * s_low * mu + s_low))[:, None])
+        self._sandwich_algebra(out, fits, beta, mask, hessian_flat, meat_flat)
+
+    def _sandwich_algebra(self, out: BatchFit, fits: np.ndarray, beta: np.ndarray, mask: np.ndarray,
+                          hessian_flat: np.ndarray, meat_flat: np.ndarray) -> None:
+        """Store β and diag(H⁻¹ M H⁻¹) from the flat Hessian and meat margins (absent terms: NaN)."""
         both = mask[:, :, None] * mask[:, None, :]
         hessian = self._gram(hessian_flat) * both
         diagonal = np.einsum("bii->bi", hessian)

@@ -1,0 +1,746 @@
+"""The compiled GLM kernel: statsmodels' Poisson IRLS on count tables, one fit at a time.
+
+The same iteration as the batched numpy reference in :mod:`synthshare.glm.irls`
+(read its module docstring for what is replayed and why), written as plain loops that
+numba compiles, so that a fit costs a few passes over its 2,240 cells per iteration and
+no per-wave array traffic. Per fit, in order:
+
+1. **First step** (statsmodels' μ⁰ = (y + ȳ)/2): presence, zero-positive levels and a
+   missing reference from the margins of n and s; the first WLS step from the cell sums
+   of w⁰ = m₁ s + m₀ (n − s) and w⁰z⁰; the first deviance
+   D₁ = 2 [S (−log m₁ − 1 + m₁) + (N − S) m₀].
+2. **Warm Newton** (only with a start, no zero-positive level, the reference present):
+   β ← β + H⁻¹ g with g = Xᵀ(s − nμ), H = Xᵀ diag(nμ) X, until max |δ| ≤ 1e-8
+   (``WARM_STEP_TOL``); returns β + δ and the Hessian at β. A singular step, a
+   non-finite step, a possible μ < ε or more than ``WARM_MAX_ITER`` steps hand the fit
+   to the replay, which starts again from step 1's β.
+3. **Replay** of statsmodels' iterations 2, 3, …: Newton steps from step 1's β, with the
+   Log link's clipping below μ < ε (IRLS weight ε²/μ, working residual (y − μ)/ε),
+   until |D_k − D_{k−1}| ≤ tol (1e-8) or k = max_iter (100), D_k = 2 (Σ nμ − S − βᵀXᵀs).
+4. **Sandwich**: the Hessian margins of n ⊙ μ at the final β and the meat margins of
+   n ⊙ μ² − 2 s ⊙ μ + s, both with statsmodels' clipped per-cell values where μ < ε;
+   then diag(H⁻¹ M H⁻¹) with H⁻¹ from a Cholesky factor. A Hessian without positive
+   pivots (numerically singular tiny data) is left to the caller's numpy LU inverse /
+   pseudo-inverse, exactly as the numpy path does it.
+
+A collinear present design (a Cholesky pivot below ``PIVOT_TOL`` of its diagonal entry,
+at step 1 or in the replay) is flagged ``singular``; the caller replays it on the
+``lstsq`` slow path, as the numpy reference does.
+
+Margins. μ factorises over the features, μ_c = a_l b_r with a over the "left" cells
+(all features but the last two, exp(β₀) included) and b over the "right" cells (the last
+two features), so one pass over the (Λ × R) table of a fit gives, per left cell, the
+row sum of n ⊙ b and its per-level sums of both right features (scaled by a_l once per
+row), and the column sums Σ_l a_l n_lr (the right pair). Every one- and two-way margin
+of :class:`~synthshare.glm.margins.MarginPlan`'s flat layout is a scatter of
+these; rows of the table without records are skipped, and when the occupied cells are
+fewer than ``SPARSE_SHARE`` of the occupied rows' cells the pass walks the occupied cells
+only (gathered once per fit; the same sums, since the skipped terms are zeros).
+
+Determinism: sequential loops, no fastmath, no parallel reductions, so a fit's bytes do
+not depend on the batch, its order or the run. Compiled once per machine with
+``cache=True`` (numba writes the cache beside this file, or under ``NUMBA_CACHE_DIR`` /
+the user's cache directory where that is read-only).
+
+Shapes: B fits, P terms, Λ left cells, R = d·u right cells, F flat-margin rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from synthshare.glm.design import Design
+from synthshare.glm.margins import MarginPlan
+
+PIVOT_TOL = 1e-10
+"""Same as the numpy reference: a pivot below this fraction of its diagonal = collinear."""
+EPS = float(np.finfo(float).eps)
+"""statsmodels' FLOAT_EPS (Log link clipping)."""
+LOG_EPS = float(np.log(EPS))
+TINY = float(np.finfo(float).tiny)
+WARM_STEP_TOL = 1e-8
+"""As ``irls.WARM_STEP_TOL``."""
+WARM_MAX_ITER = 12
+"""As ``irls.WARM_MAX_ITER``."""
+
+SPARSE_SHARE = 0.35
+"""Below this share of occupied cells among the occupied rows' cells a fit's margins
+loop over its occupied cells (gathered once per fit) instead of whole rows."""
+
+_JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+
+
+@dataclass(frozen=True)
+class KernelTables:
+    """Integer index tables of one design for the kernel (all int64, C-contiguous).
+
+    Attributes:
+        vector_index: (P,) flat row of each term's one-way margin (intercept: total).
+        gram_index: (P, P) flat row of each Gram entry.
+        left_rows: (Λ, k) flat rows that receive a left cell's total (left one-ways, left pairs).
+        level_rows: (Λ, q−2) per left cell and left feature, the row of its level among
+            all left levels (K = Σ_left L_f rows).
+        cross_d, cross_u: (K,) per left level, the first flat row of its (left feature,
+            right feature) pair block (add the right feature's level).
+        right_pair, right_one_d, right_one_u: first flat rows of the right pair and of the
+            right features' one-way margins.
+        reference_rows: (q,) flat row of each feature's reference level's one-way margin.
+        left_levels: (Λ, q−2) each left cell's levels; right_levels: (R, 2).
+        level_terms: (q, L_max) term of each level, −1 for the reference and padding.
+        cell_entries: (Λ·R, E) flat rows each cell adds to; cell_terms: (Λ·R, 1+q) its
+            terms, P for none.
+        d, u: levels of the last two features.
+    """
+
+    vector_index: np.ndarray
+    gram_index: np.ndarray
+    left_rows: np.ndarray
+    level_rows: np.ndarray
+    cross_d: np.ndarray
+    cross_u: np.ndarray
+    right_pair: int
+    right_one_d: int
+    right_one_u: int
+    reference_rows: np.ndarray
+    left_levels: np.ndarray
+    right_levels: np.ndarray
+    level_terms: np.ndarray
+    cell_entries: np.ndarray
+    cell_terms: np.ndarray
+    d: int
+    u: int
+    flat_size: int
+
+    @classmethod
+    def build(cls, design: Design, plan: MarginPlan) -> "KernelTables":
+        """Tables for a design of at least 3 features (the left/right split needs two right ones)."""
+        shape = design.shape
+        q = len(shape)
+        if q < 3:
+            raise ValueError("the compiled kernel needs at least 3 features")
+        offsets = plan._offsets
+        left_shape = shape[:-2]
+        d, u = shape[-2:]
+        grids = [g.reshape(-1) for g in np.meshgrid(*[np.arange(L) for L in left_shape], indexing="ij")]
+        left_levels = np.stack(grids, axis=1).astype(np.int64)
+        left_pairs = [(f, g) for f in range(q - 2) for g in range(f + 1, q - 2)]
+        left_rows = np.stack(
+            [offsets[(f,)] + grids[f] for f in range(q - 2)]
+            + [offsets[(f, g)] + grids[f] * shape[g] + grids[g] for f, g in left_pairs], axis=1).astype(np.int64)
+        level_offsets = np.cumsum((0,) + left_shape[:-1])
+        level_rows = np.stack([level_offsets[f] + grids[f] for f in range(q - 2)], axis=1).astype(np.int64)
+        cross_d = np.concatenate([offsets[(f, q - 2)] + np.arange(shape[f]) * d for f in range(q - 2)]).astype(np.int64)
+        cross_u = np.concatenate([offsets[(f, q - 1)] + np.arange(shape[f]) * u for f in range(q - 2)]).astype(np.int64)
+        rows = np.arange(d * u)
+        right_levels = np.stack([rows // u, rows % u], axis=1).astype(np.int64)
+        level_terms = np.full((q, max(shape)), -1, dtype=np.int64)
+        for f in range(q):
+            level_terms[f, : shape[f]] = design.term_index[f]
+        grids_all = [g.reshape(-1) for g in np.meshgrid(*[np.arange(L) for L in shape], indexing="ij")]
+        P = design.size
+        terms = np.stack([np.zeros_like(grids_all[0])] + [design.term_index[f][g] for f, g in enumerate(grids_all)], axis=1)
+        return cls(
+            vector_index=np.ascontiguousarray(plan.vector_index, dtype=np.int64),
+            gram_index=np.ascontiguousarray(plan.gram_index.reshape(P, P), dtype=np.int64),
+            left_rows=np.ascontiguousarray(left_rows),
+            level_rows=np.ascontiguousarray(level_rows),
+            cross_d=np.ascontiguousarray(cross_d),
+            cross_u=np.ascontiguousarray(cross_u),
+            right_pair=int(offsets[(q - 2, q - 1)]),
+            right_one_d=int(offsets[(q - 2,)]),
+            right_one_u=int(offsets[(q - 1,)]),
+            reference_rows=np.array([offsets[(f,)] + r for f, r in enumerate(design.reference)], dtype=np.int64),
+            left_levels=np.ascontiguousarray(left_levels),
+            right_levels=np.ascontiguousarray(right_levels),
+            level_terms=level_terms,
+            cell_entries=np.ascontiguousarray(plan.cell_entries(), dtype=np.int64),
+            cell_terms=np.ascontiguousarray(np.where(terms < 0, P, terms), dtype=np.int64),
+            d=int(d), u=int(u), flat_size=int(plan.flat_size),
+        )
+
+
+@dataclass
+class KernelResult:
+    """Per-fit results of :func:`run_kernel` (B fits).
+
+    Attributes:
+        beta: (B, P) final coefficients (masked; meaningless where failed or singular).
+        mask: (B, P) 1.0 for present terms.
+        present, zero_positive: (B, P) bool, as ``BatchFit``.
+        hessian_flat, meat_flat: (B, F) sandwich margins at the final β.
+        iterations: (B,) int64; converged, reference_missing, failed, warm, singular: (B,) bool.
+        var: (B, P) HC variances diag(H⁻¹ M H⁻¹), NaN for absent terms, where ``sandwich``.
+        sandwich: (B,) the variances were computed (H had positive Cholesky pivots).
+    """
+
+    beta: np.ndarray
+    mask: np.ndarray
+    present: np.ndarray
+    zero_positive: np.ndarray
+    hessian_flat: np.ndarray
+    meat_flat: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    reference_missing: np.ndarray
+    failed: np.ndarray
+    warm: np.ndarray
+    singular: np.ndarray
+    var: np.ndarray
+    sandwich: np.ndarray
+
+
+def run_kernel(tables: KernelTables, n: np.ndarray, s: np.ndarray, start: np.ndarray | None,
+               max_iter: int, tol: float, sparse_share: float = SPARSE_SHARE) -> KernelResult:
+    """Fit B count tables.
+
+    Args:
+        n, s: (B, Λ, R) records and positives per (left, right) cell, float64.
+        start: (B, P) warm starts (NaN = none for that term; an all-NaN row = no start) or None.
+        sparse_share: see ``SPARSE_SHARE`` (0: always whole rows, 1: always occupied cells;
+            the results are the same bytes).
+    """
+    B, P = n.shape[0], tables.vector_index.size
+    F = tables.flat_size
+    n = np.ascontiguousarray(n, dtype=np.float64)
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    use_start = start is not None
+    start = np.full((B, P), np.nan) if start is None else np.ascontiguousarray(start, dtype=np.float64)
+    result = KernelResult(
+        beta=np.zeros((B, P)), mask=np.zeros((B, P)), present=np.zeros((B, P), np.bool_),
+        zero_positive=np.zeros((B, P), np.bool_), hessian_flat=np.zeros((B, F)), meat_flat=np.zeros((B, F)),
+        iterations=np.zeros(B, np.int64), converged=np.zeros(B, np.bool_), reference_missing=np.zeros(B, np.bool_),
+        failed=np.zeros(B, np.bool_), warm=np.zeros(B, np.bool_), singular=np.zeros(B, np.bool_),
+        var=np.full((B, P), np.nan), sandwich=np.zeros(B, np.bool_),
+    )
+    if B == 0:
+        return result
+    t = tables
+    _fit_all(n, s, start, use_start, int(max_iter), float(tol), float(sparse_share),
+             t.vector_index, t.gram_index, t.left_rows, t.level_rows, t.cross_d, t.cross_u, t.right_pair, t.right_one_d,
+             t.right_one_u, t.reference_rows, t.left_levels, t.right_levels, t.level_terms, t.cell_entries,
+             t.cell_terms, t.d, t.u,
+             result.beta, result.mask, result.present, result.zero_positive, result.hessian_flat, result.meat_flat,
+             result.iterations, result.converged, result.reference_missing, result.failed, result.warm,
+             result.singular, result.var, result.sandwich)
+    return result
+
+
+# -- compiled parts ----------------------------------------------------------------------
+
+@numba.njit(**_JIT)
+def _margins(n, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u,
+             column, scaled, acc, out):
+    """Flat margins of n ⊙ (a ⊗ b) into ``out`` (F,): see the module docstring.
+
+    n: (Λ, R); a: (Λ,); b: (R,); occupied: (Λ,) bool, rows with records.
+    level_rows: (Λ, q−2) each left cell's row of ``acc`` per left feature (its level).
+    cross_d, cross_u: (K,) first flat row of the pair blocks of each ``acc`` row.
+    Scratch: column, scaled (R,); acc (K, R) with K = Σ_left L_f: per left level, the
+    sum over its left cells of a_l n_l ⊙ b (contiguous rows of R: vectorised adds).
+    """
+    out[:] = 0.0
+    column[:] = 0.0
+    acc[:, :] = 0.0
+    n_left = n.shape[0]
+    R = b.shape[0]
+    k_left = left_rows.shape[1]
+    q_left = level_rows.shape[1]
+    for l in range(n_left):
+        if not occupied[l]:
+            continue
+        al = a[l]
+        row = n[l]
+        # three loops, not one: the first two then vectorise (the sum is sequential)
+        for r in range(R):
+            column[r] += al * row[r]
+        for r in range(R):
+            scaled[r] = (row[r] * b[r]) * al
+        total = 0.0
+        for r in range(R):
+            total += scaled[r]
+        for k in range(k_left):
+            out[left_rows[l, k]] += total
+        for f in range(q_left):
+            target = acc[level_rows[l, f]]
+            for r in range(R):
+                target[r] += scaled[r]
+    _margins_tail(b, column, acc, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, out)
+
+
+@numba.njit(**_JIT)
+def _margins_sparse(values, columns, row_start, rows, a, b, left_rows, level_rows, cross_d, cross_u, right_pair,
+                    right_one_d, right_one_u, d, u, column, acc, out):
+    """:func:`_margins` over the occupied cells only (same sums: the skipped terms are 0).
+
+    values: (nnz,) weights of the occupied cells, row by row; columns: (nnz,) their right
+    cell; row_start: (Λ + 1,) offsets into them; rows: the occupied left cells.
+    """
+    out[:] = 0.0
+    column[:] = 0.0
+    acc[:, :] = 0.0
+    k_left = left_rows.shape[1]
+    q_left = level_rows.shape[1]
+    for l in rows:
+        al = a[l]
+        total = 0.0
+        for index in range(row_start[l], row_start[l + 1]):
+            r = columns[index]
+            value = values[index]
+            column[r] += al * value
+            v = (value * b[r]) * al
+            total += v
+            for f in range(q_left):
+                acc[level_rows[l, f], r] += v
+        for k in range(k_left):
+            out[left_rows[l, k]] += total
+    _margins_tail(b, column, acc, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, out)
+
+
+@numba.njit(**_JIT)
+def _margins_any(sparse, n, values, columns, row_start, rows, a, b, occupied, left_rows, level_rows, cross_d, cross_u,
+                 right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, out):
+    """:func:`_margins_sparse` or :func:`_margins` (bitwise the same result for finite weights)."""
+    if sparse:
+        _margins_sparse(values, columns, row_start, rows, a, b, left_rows, level_rows, cross_d, cross_u, right_pair,
+                        right_one_d, right_one_u, d, u, column, acc, out)
+    else:
+        _margins(n, a, b, occupied, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u,
+                 column, scaled, acc, out)
+
+
+@numba.njit(**_JIT)
+def _margins_tail(b, column, acc, cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, out):
+    """The pair blocks (left level x right level) from ``acc`` and the right pair from the column sums."""
+    for k in range(acc.shape[0]):
+        source = acc[k]
+        base_d = cross_d[k]
+        base_u = cross_u[k]
+        r = 0
+        for i in range(d):
+            for j in range(u):
+                v = source[r]
+                out[base_d + i] += v
+                out[base_u + j] += v
+                r += 1
+    grand = 0.0
+    r = 0
+    for i in range(d):
+        for j in range(u):
+            v = column[r] * b[r]
+            out[right_pair + r] = v
+            out[right_one_d + i] += v
+            out[right_one_u + j] += v
+            grand += v
+            r += 1
+    out[0] = grand
+    out[out.shape[0] - 1] = 0.0
+
+
+@numba.njit(**_JIT)
+def _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b):
+    """μ = a ⊗ b: a[l] = exp(β₀) Π_f exp(β_f[l_f]) over the left features, b over the right two.
+
+    Products in the numpy reference's order (feature by feature), effects: (q, L_max) scratch.
+    """
+    for f in range(q):
+        for level in range(level_terms.shape[1]):
+            term = level_terms[f, level]
+            effects[f, level] = 1.0 if term < 0 else math.exp(beta[term])
+    base = math.exp(beta[0])
+    q_left = left_levels.shape[1]
+    for l in range(left_levels.shape[0]):
+        value = base
+        for f in range(q_left):
+            value = value * effects[f, left_levels[l, f]]
+        a[l] = value
+    for r in range(right_levels.shape[0]):
+        b[r] = (1.0 * effects[q - 2, right_levels[r, 0]]) * effects[q - 1, right_levels[r, 1]]
+
+
+@numba.njit(**_JIT)
+def _solve(flat, rhs, mask, gram_index, A, diagonal, x):
+    """Solve gram · x = rhs on the present terms by Cholesky (absent terms: x = 0).
+
+    Returns True when a pivot falls below PIVOT_TOL of its diagonal entry (collinear).
+    """
+    P = rhs.shape[0]
+    for i in range(P):
+        for j in range(i + 1):
+            A[i, j] = flat[gram_index[i, j]] * (mask[i] * mask[j])
+        A[i, i] += 1.0 - mask[i]
+        diagonal[i] = A[i, i]
+    for j in range(P):
+        pivot = A[j, j]
+        for k in range(j):
+            pivot -= A[j, k] * A[j, k]
+        if not pivot > PIVOT_TOL * diagonal[j]:
+            return True
+        root = math.sqrt(pivot)
+        A[j, j] = root
+        for i in range(j + 1, P):
+            value = A[i, j]
+            for k in range(j):
+                value -= A[i, k] * A[j, k]
+            A[i, j] = value / root
+    for j in range(P):
+        value = rhs[j] * mask[j]
+        for k in range(j):
+            value -= A[j, k] * x[k]
+        x[j] = value / A[j, j]
+    for j in range(P - 1, -1, -1):
+        value = x[j]
+        for k in range(j + 1, P):
+            value -= A[k, j] * x[k]
+        x[j] = value / A[j, j]
+    for j in range(P):
+        x[j] *= mask[j]
+    return False
+
+
+@numba.njit(**_JIT)
+def _sandwich_variances(hessian, meat, mask, gram_index, A, inverse, var):
+    """diag(H⁻¹ M H⁻¹) on the present terms (NaN for absent ones) by a Cholesky inverse of H.
+
+    Returns False (``var`` untouched) where a pivot of H is not positive: a numerically
+    singular Hessian, left to the caller's LU inverse / pseudo-inverse as in the numpy path.
+    """
+    P = mask.shape[0]
+    for i in range(P):
+        for j in range(i + 1):
+            A[i, j] = hessian[gram_index[i, j]] * (mask[i] * mask[j])
+        A[i, i] += 1.0 - mask[i]
+    for j in range(P):
+        pivot = A[j, j]
+        for k in range(j):
+            pivot -= A[j, k] * A[j, k]
+        if not pivot > 0.0:
+            return False
+        root = math.sqrt(pivot)
+        A[j, j] = root
+        for i in range(j + 1, P):
+            value = A[i, j]
+            for k in range(j):
+                value -= A[i, k] * A[j, k]
+            A[i, j] = value / root
+    # L⁻¹ (lower) in the upper part of ``inverse``'s transpose: inverse[j, i] = (L⁻¹)[i, j]
+    for j in range(P):
+        inverse[j, j] = 1.0 / A[j, j]
+        for i in range(j + 1, P):
+            value = 0.0
+            for k in range(j, i):
+                value -= A[i, k] * inverse[j, k]
+            inverse[j, i] = value / A[i, i]
+    # H⁻¹ = L⁻ᵀ L⁻¹, stored in A (full, symmetric): (H⁻¹)[i, j] = Σ_{k ≥ max(i, j)} L⁻¹[k, i] L⁻¹[k, j]
+    for i in range(P):
+        for j in range(i + 1):
+            value = 0.0
+            for k in range(i, P):
+                value += inverse[i, k] * inverse[j, k]
+            A[i, j] = value
+            A[j, i] = value
+    for i in range(P):
+        if mask[i] == 0.0:
+            var[i] = math.nan
+            continue
+        total = 0.0
+        for j in range(P):
+            if mask[j] == 0.0:
+                continue
+            inner = 0.0
+            for k in range(P):
+                if mask[k] != 0.0:
+                    inner += meat[gram_index[j, k]] * A[i, k]
+            total += A[i, j] * inner
+        var[i] = total
+    return True
+
+
+@numba.njit(**_JIT)
+def _may_clip(beta, mask, level_terms, q):
+    """Whether a cell may have μ < ε: β₀ + Σ_f min(0, min over present levels β_f) < log ε + 1."""
+    bound = beta[0]
+    for f in range(q):
+        low = math.inf
+        for level in range(level_terms.shape[1]):
+            term = level_terms[f, level]
+            if term >= 0:
+                value = beta[term] if mask[term] > 0 else 0.0
+                if value < low:
+                    low = value
+        if low < 0.0:
+            bound += low
+    return bound < LOG_EPS + 1.0
+
+
+@numba.njit(**_JIT)
+def _clip_ratio(mu):
+    """max(μ, ε)/μ: statsmodels' Log link clipping below ε."""
+    ratio = EPS / max(mu, TINY)
+    return ratio if ratio > 1.0 else 1.0
+
+
+@numba.njit(**_JIT)
+def _clip_corrections(n, s, a, b, occupied, cell_entries, cell_terms, flat, gradient):
+    """Cells with records and μ < ε: IRLS weight ε²/μ and residual (y − μ)/ε (in place)."""
+    R = b.shape[0]
+    P = gradient.shape[0]
+    for l in range(n.shape[0]):
+        if not occupied[l]:
+            continue
+        for r in range(R):
+            if n[l, r] > 0:
+                mu = a[l] * b[r]
+                if mu < EPS:
+                    c = l * R + r
+                    expected = n[l, r] * mu
+                    ratio = _clip_ratio(mu)
+                    weight = expected * (ratio * ratio - 1.0)
+                    for e in range(cell_entries.shape[1]):
+                        flat[cell_entries[c, e]] += weight
+                    residual = (s[l, r] - expected) * (ratio - 1.0)
+                    for e in range(cell_terms.shape[1]):
+                        term = cell_terms[c, e]
+                        if term < P:
+                            gradient[term] += residual
+
+
+@numba.njit(**_JIT)
+def _sandwich_corrections(n, s, a, b, occupied, cell_entries, hessian, meat):
+    """Cells with records and μ < ε: statsmodels' clipped observed Hessian and score weights."""
+    R = b.shape[0]
+    for l in range(n.shape[0]):
+        if not occupied[l]:
+            continue
+        for r in range(R):
+            if n[l, r] > 0:
+                mu = a[l] * b[r]
+                if mu < EPS:
+                    c = l * R + r
+                    n_c, s_c = n[l, r], s[l, r]
+                    negatives = n_c - s_c
+                    clipped = max(mu, EPS)
+                    scale = clipped / max(mu, TINY)
+                    k = (clipped - mu) / (mu * clipped)
+                    weight = clipped * scale
+                    h_exact = negatives * weight * (1.0 - mu * k) + s_c * weight * (1.0 + (1.0 - mu) * k)
+                    m_exact = negatives * clipped * clipped + s_c * ((1.0 - mu) * scale) ** 2
+                    dh = h_exact - n_c * mu
+                    dm = m_exact - (n_c * mu * mu - 2.0 * s_c * mu + s_c)
+                    for e in range(cell_entries.shape[1]):
+                        hessian[cell_entries[c, e]] += dh
+                        meat[cell_entries[c, e]] += dm
+
+
+@numba.njit(**_JIT)
+def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol, sparse_share,
+             vector_index, gram_index, left_rows, level_rows, cross_d, cross_u, right_pair, right_one_d, right_one_u,
+             reference_rows, left_levels, right_levels, level_terms, cell_entries, cell_terms, d, u,
+             beta_out, mask_out, present_out, zero_out, hessian_out, meat_out,
+             iterations_out, converged_out, reference_missing_out, failed_out, warm_out, singular_out,
+             var_out, sandwich_out):
+    """Every fit of a batch, one after the other (see the module docstring for the steps)."""
+    B, n_left, R = n_all.shape
+    P = vector_index.shape[0]
+    F = hessian_out.shape[1]
+    q = level_terms.shape[0]
+    ones_left = np.ones(n_left)
+    ones_right = np.ones(R)
+    occupied = np.zeros(n_left, np.bool_)
+    row_start = np.zeros(n_left + 1, np.int64)
+    rows_buffer = np.zeros(n_left, np.int64)
+    columns = np.zeros(n_left * R, np.int64)
+    n_values = np.zeros(n_left * R)
+    s_values = np.zeros(n_left * R)
+    column = np.empty(R)
+    scaled = np.empty(R)
+    acc = np.empty((cross_d.shape[0], R))
+    n_flat = np.empty(F)
+    s_flat = np.empty(F)
+    plain = np.empty(F)
+    flat = np.empty(F)
+    work = np.empty(F)
+    a = np.empty(n_left)
+    b = np.empty(R)
+    aa = np.empty(n_left)
+    bb = np.empty(R)
+    effects = np.empty(level_terms.shape)
+    A = np.empty((P, P))
+    inverse = np.zeros((P, P))
+    diagonal = np.empty(P)
+    step = np.empty(P)
+    rhs = np.empty(P)
+    xs = np.empty(P)
+    mask = np.empty(P)
+    beta = np.empty(P)
+    beta1 = np.empty(P)
+    gradient = np.empty(P)
+    for fit in range(B):
+        n = n_all[fit]
+        s = s_all[fit]
+        for l in range(n_left):
+            busy = False
+            for r in range(R):
+                if n[l, r] != 0.0:
+                    busy = True
+                    break
+            occupied[l] = busy
+        # the occupied cells, row by row: a sparse pass when they are few (same sums)
+        nnz = 0
+        n_rows = 0
+        dense_cells = 0
+        for l in range(n_left):
+            row_start[l] = nnz
+            if occupied[l]:
+                rows_buffer[n_rows] = l
+                n_rows += 1
+                dense_cells += R
+                for r in range(R):
+                    if n[l, r] != 0.0:
+                        columns[nnz] = r
+                        n_values[nnz] = n[l, r]
+                        s_values[nnz] = s[l, r]
+                        nnz += 1
+        row_start[n_left] = nnz
+        rows = rows_buffer[:n_rows]
+        sparse = nnz <= sparse_share * dense_cells
+        # -- 1. first step -----------------------------------------------------------
+        _margins_any(sparse, n, n_values, columns, row_start, rows, ones_left, ones_right, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, n_flat)
+        _margins_any(sparse, s, s_values, columns, row_start, rows, ones_left, ones_right, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, s_flat)
+        total_n, total_s = n_flat[0], s_flat[0]
+        missing = False
+        for f in range(q):
+            if n_flat[reference_rows[f]] <= 0:
+                missing = True
+        reference_missing_out[fit] = missing
+        if total_n <= 0 or total_s <= 0:
+            failed_out[fit] = True
+            continue
+        any_zero = False
+        for t in range(P):
+            present = t == 0 or n_flat[vector_index[t]] > 0
+            present_out[fit, t] = present
+            mask[t] = 1.0 if present else 0.0
+            xs[t] = s_flat[vector_index[t]]
+            zero = present and xs[t] == 0
+            zero_out[fit, t] = zero
+            any_zero = any_zero or zero
+            mask_out[fit, t] = mask[t]
+        ybar = total_s / total_n
+        m1, m0 = (1.0 + ybar) / 2.0, ybar / 2.0
+        c1 = m1 * math.log(m1) + 1.0 - m1
+        c0 = m0 * math.log(m0) - m0
+        for k in range(F):
+            work[k] = m1 * s_flat[k] + m0 * (n_flat[k] - s_flat[k])
+        for t in range(P):
+            row = vector_index[t]
+            rhs[t] = c1 * s_flat[row] + c0 * (n_flat[row] - s_flat[row])
+        if _solve(work, rhs, mask, gram_index, A, diagonal, beta1):
+            singular_out[fit] = True
+            continue
+        deviance1 = 2.0 * (total_s * (-math.log(m1) - 1.0 + m1) + (total_n - total_s) * m0)
+
+        # -- 2. warm-started Newton to the MLE ---------------------------------------
+        solved = False
+        if use_start and not any_zero and not missing:
+            finite = False
+            for t in range(P):
+                if math.isfinite(start_all[fit, t]):
+                    finite = True
+            if finite:
+                for t in range(P):
+                    value = start_all[fit, t]
+                    beta[t] = (value if math.isfinite(value) else beta1[t]) * mask[t]
+                iteration = 0
+                while True:
+                    _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b)
+                    _margins_any(sparse, n, n_values, columns, row_start, rows, a, b, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, plain)
+                    for t in range(P):
+                        gradient[t] = xs[t] - plain[vector_index[t]]
+                    bad = _solve(plain, gradient, mask, gram_index, A, diagonal, step)
+                    size = 0.0
+                    if not bad:
+                        for t in range(P):
+                            magnitude = abs(step[t])
+                            if not magnitude <= size:  # NaN included
+                                size = magnitude
+                        bad = not math.isfinite(size)
+                    iteration += 1
+                    bad = bad or _may_clip(beta, mask, level_terms, q)
+                    if not bad and size <= WARM_STEP_TOL:
+                        for t in range(P):
+                            beta[t] += step[t]
+                        hessian_out[fit, :] = plain
+                        iterations_out[fit] = iteration
+                        converged_out[fit] = True
+                        warm_out[fit] = True
+                        solved = True
+                        break
+                    if bad or iteration >= WARM_MAX_ITER:
+                        break
+                    for t in range(P):
+                        beta[t] += step[t]
+
+        # -- 3. replay statsmodels' iterations 2, 3, … -------------------------------
+        if not solved:
+            for t in range(P):
+                beta[t] = beta1[t]
+            previous = deviance1
+            iteration = 1
+            collinear = False
+            while True:
+                _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b)
+                _margins_any(sparse, n, n_values, columns, row_start, rows, a, b, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, plain)
+                for t in range(P):
+                    gradient[t] = xs[t] - plain[vector_index[t]]
+                use = plain
+                if _may_clip(beta, mask, level_terms, q):
+                    flat[:] = plain
+                    _clip_corrections(n, s, a, b, occupied, cell_entries, cell_terms, flat, gradient)
+                    use = flat
+                dot = 0.0
+                for t in range(P):
+                    dot += beta[t] * xs[t]
+                deviance = 2.0 * (plain[0] - xs[0] - dot)
+                done = abs(deviance - previous) <= tol
+                if done or iteration >= max_iter:
+                    hessian_out[fit, :] = plain
+                    iterations_out[fit] = iteration
+                    converged_out[fit] = done
+                    break
+                if _solve(use, gradient, mask, gram_index, A, diagonal, step):
+                    collinear = True
+                    break
+                for t in range(P):
+                    beta[t] += step[t]
+                previous = deviance
+                iteration += 1
+            if collinear:
+                singular_out[fit] = True
+                continue
+
+        # -- 4. sandwich margins at the final β ---------------------------------------
+        for t in range(P):
+            beta_out[fit, t] = beta[t]
+        _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b)
+        for l in range(n_left):
+            aa[l] = a[l] * a[l]
+        for r in range(R):
+            bb[r] = b[r] * b[r]
+        meat = meat_out[fit]
+        _margins_any(sparse, n, n_values, columns, row_start, rows, aa, bb, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, meat)
+        _margins_any(sparse, s, s_values, columns, row_start, rows, a, b, occupied, left_rows, level_rows,
+                     cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, column, scaled, acc, work)
+        for k in range(F):
+            meat[k] = (meat[k] - 2.0 * work[k]) + s_flat[k]
+        if _may_clip(beta, mask, level_terms, q):
+            _sandwich_corrections(n, s, a, b, occupied, cell_entries, hessian_out[fit], meat)
+        sandwich_out[fit] = _sandwich_variances(hessian_out[fit], meat, mask, gram_index, A, inverse, var_out[fit])

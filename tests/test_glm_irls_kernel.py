@@ -1,0 +1,233 @@
+"""The compiled kernel (``kernel="numba"``) against the batched numpy reference (``kernel="numpy"``).
+
+Both run statsmodels' iteration (``synthshare.glm.irls``); they differ only in the
+order of floating-point sums, so on every kind of table the experiment meets (zero-positive
+levels, absent levels, μ below machine ε, warm starts, collinear and failed tables) the
+flags and iteration counts must be identical and the numbers equal to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthshare.glm.cells import count_cells, drop_features
+from synthshare.glm.design import Design, most_frequent_levels
+from synthshare.glm.irls import PoissonBatchSolver, _sandwich_weights
+from synthshare.glm.irls_kernel import SPARSE_SHARE, run_kernel
+from synthshare.variables import FEATURES, OUTCOME
+from tests.test_glm_fit import random_frame
+
+FLAGS = ("present", "zero_positive", "iterations", "converged", "rank_deficient", "reference_missing", "failed", "warm")
+
+
+def solvers(design: Design) -> tuple[PoissonBatchSolver, PoissonBatchSolver]:
+    return PoissonBatchSolver(design, kernel="numba"), PoissonBatchSolver(design, kernel="numpy")
+
+
+ILL_CONDITIONED = 1e8
+"""As in test_analysis_poisson: above this scaled condition number of the Hessian the HC
+variances are rounding noise (statsmodels' own move by up to ~15 % when its sandwich is
+evaluated in another order), so only coefficients and flags are compared there."""
+
+
+def scaled_conditions(solver: PoissonBatchSolver, fits, counts: np.ndarray) -> np.ndarray:
+    """(B,) condition number of each fit's Hessian Xᵀdiag(nμ)X scaled to unit diagonal."""
+    X = solver.design_matrix()
+    out = np.full(counts.shape[0], np.inf)
+    for i in np.flatnonzero(~fits.failed & ~fits.rank_deficient):
+        n = counts[i, ..., 0].reshape(-1).astype(float)
+        Xp = X[:, fits.present[i]]
+        hessian = Xp.T @ (Xp * (n * np.exp(Xp @ fits.coef[i][fits.present[i]]))[:, None])
+        scale = 1.0 / np.sqrt(np.diag(hessian))
+        out[i] = np.linalg.cond(hessian * scale[:, None] * scale[None, :])
+    return out
+
+
+def sandwich_noise(solver: PoissonBatchSolver, fits, counts: np.ndarray) -> np.ndarray:
+    """(B,) the rounding floor of each fit's variances: the largest relative change when
+    the same sandwich H⁻¹MH⁻¹ (statsmodels' clipped cell weights where μ < ε) is evaluated
+    at the same β in another order (dense cell rows instead of margins); as
+    ``se_rounding_noise`` of the statsmodels tests. NaN where not comparable."""
+    X = solver.design_matrix()
+    out = np.full(counts.shape[0], np.nan)
+    for i in np.flatnonzero(~fits.failed & ~fits.rank_deficient):
+        n = counts[i, ..., 0].reshape(-1).astype(float)
+        s = counts[i, ..., 1].reshape(-1).astype(float)
+        rows = n > 0
+        present = fits.present[i]
+        Xp = X[rows][:, present]
+        mu = np.exp(Xp @ fits.coef[i][present])
+        h, m = _sandwich_weights(mu, n[rows], s[rows])
+        bread = np.linalg.inv(Xp.T @ (Xp * h[:, None]))
+        var = np.diag(bread @ (Xp.T @ (Xp * m[:, None])) @ bread)
+        out[i] = np.max(np.abs(var / fits.var[i][present] - 1.0))
+    return out
+
+
+def assert_same_fits(compiled, reference, solver, counts, coef_rtol=1e-10):
+    """Flags equal. Coefficients of well-conditioned fits (scaled condition <
+    ``ILL_CONDITIONED``) to ``coef_rtol`` relative to max(1, |β|); of ill-conditioned ones
+    (separated tiny tables) to 1e-4, the tolerance of the statsmodels tiny-data test.
+    Variances to max(1e-8, 10 x the sandwich's rounding floor), the rule of the
+    statsmodels tests (zero-positive terms and separated tables have floors ~1e-7-1e-4).
+
+    Returns:
+        The number of fits whose variances were compared at 1e-8.
+    """
+    for name in FLAGS:
+        np.testing.assert_array_equal(getattr(compiled, name), getattr(reference, name), err_msg=name)
+    np.testing.assert_array_equal(np.isnan(compiled.coef), np.isnan(reference.coef))
+    np.testing.assert_array_equal(np.isnan(compiled.var), np.isnan(reference.var))
+    conditions = scaled_conditions(solver, reference, counts)
+    scale = np.maximum(1.0, np.abs(np.nan_to_num(reference.coef)))
+    error = np.nan_to_num(np.abs(compiled.coef - reference.coef) / scale).max(axis=1)
+    well = conditions < ILL_CONDITIONED
+    assert (error[well] <= coef_rtol).all(), (np.flatnonzero(well), error[well].max())
+    assert (error[~well] <= 1e-4).all(), error[~well].max()
+    noise = sandwich_noise(solver, reference, counts)
+    strict = 0
+    for i in np.flatnonzero(np.isfinite(noise)):
+        tolerance = max(1e-8, 10 * noise[i])
+        terms = reference.present[i]
+        relative = np.abs(compiled.var[i][terms] / reference.var[i][terms] - 1.0)
+        assert (relative <= tolerance).all(), (i, noise[i], relative.max())
+        strict += tolerance == 1e-8
+    return strict
+
+
+def lowest_eta(design: Design, coef: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(B,) the smallest linear predictor over the cells with records."""
+    effects = design.level_effects(np.nan_to_num(coef))
+    eta = coef[:, :1].reshape((-1,) + (1,) * len(design.shape))
+    for f, effect in enumerate(effects):
+        shape = [1] * len(design.shape)
+        shape[f] = -1
+        eta = eta + effect.reshape((effect.shape[0], *shape))
+    return np.where(counts[..., 0] > 0, eta, np.inf).reshape(coef.shape[0], -1).min(axis=1)
+
+
+def mixed_tables(seed: int, count: int = 24) -> tuple[Design, np.ndarray]:
+    """Random tables of 60-6,000 records; some with levels absent, some with one or several
+    zero-positive levels (overlapping ones drive μ below ε), one all-negative, one empty."""
+    rng = np.random.default_rng([31, seed])
+    frames = []
+    for i in range(count):
+        frame = random_frame(rng, int(rng.choice([60, 300, 1500, 6000])), base_rate=float(rng.uniform(0.1, 0.3)))
+        kind = i % 4
+        if kind == 1:  # absent levels
+            frame = frame[~frame["ethnicity"].isin(["Chinese", "Mixed"]) & (frame["age_group"] != "[70, 75)")]
+        elif kind == 2:  # one zero-positive level
+            frame.loc[frame["ethnicity"] == "South Asian", OUTCOME] = False
+        elif kind == 3:  # overlapping zero-positive levels: μ < ε
+            frame.loc[frame["ethnicity"].isin(["South Asian", "Black"]), OUTCOME] = False
+            frame.loc[frame["age_group"] == "[45, 50)", OUTCOME] = False
+        frames.append(frame.reset_index(drop=True))
+    design = Design.build(most_frequent_levels(frames[0]))
+    counts = np.stack([count_cells(f) for f in frames])
+    negative = counts[0].copy()
+    negative[..., 1] = 0
+    return design, np.concatenate([counts, negative[None], np.zeros_like(counts[:1])])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kernel_equals_numpy_reference_on_mixed_tables(seed):
+    design, counts = mixed_tables(seed)
+    compiled, reference = solvers(design)
+    a, b = compiled.fit(counts), reference.fit(counts)
+    assert assert_same_fits(a, b, reference, counts) >= 15
+    # the cases this test is for are all there
+    assert b.zero_positive.any(axis=1).sum() >= 6 and (~b.present[:-2]).any() and b.failed[-2:].all()
+    assert (lowest_eta(design, b.coef, counts)[~b.failed] < np.log(np.finfo(float).eps)).any()
+
+
+def test_kernel_equals_numpy_reference_with_warm_starts():
+    """Starts from fits of half the data (NaN for zero-positive terms and one chosen term),
+    as the experiment passes them; plus a bad start (replayed), no start (replayed) and
+    tables with zero-positive levels (replayed whatever their start)."""
+    rng = np.random.default_rng(41)
+    frames = [random_frame(rng, int(n), base_rate=0.3) for n in (2500, 4000, 6000, 8000, 9000, 12000)]
+    for frame in frames[4:]:
+        frame.loc[frame["ethnicity"] == "South Asian", OUTCOME] = False
+    design = Design.build(most_frequent_levels(frames[0]))
+    counts = np.stack([count_cells(f) for f in frames])
+    _, extra = mixed_tables(7, count=8)
+    counts = np.concatenate([counts, extra])
+    compiled, reference = solvers(design)
+    half = reference.fit(counts // 2)
+    start = np.where(half.zero_positive, np.nan, half.coef)
+    start[:, 3] = np.nan
+    start[1] = 40.0
+    start[2] = np.nan
+    a, b = compiled.fit(counts, start=start), reference.fit(counts, start=start)
+    assert_same_fits(a, b, reference, counts)
+    assert b.warm[[0, 3]].all() and not b.warm[[1, 2, 4, 5]].any()
+
+
+def test_kernel_equals_numpy_reference_without_ethnicity_and_with_three_features():
+    design, counts = mixed_tables(3, count=12)
+    for keep in (tuple(f for f in FEATURES if f != "ethnicity"), ("age_group", "sex", "deprivation")):
+        variant = Design.build(design.reference_levels(), keep)
+        tables = drop_features(counts, FEATURES, keep)
+        compiled, reference = solvers(variant)
+        a, b = compiled.fit(tables), reference.fit(tables)
+        assert_same_fits(a, b, reference, tables)
+
+
+def test_fewer_than_three_features_use_the_numpy_path():
+    assert PoissonBatchSolver(Design.build(features=("sex", "deprivation"))).kernel == "numpy"
+    assert PoissonBatchSolver(Design.build()).kernel == "numba"
+    with pytest.raises(ValueError, match="kernel 'cuda'"):
+        PoissonBatchSolver(Design.build(), kernel="cuda")
+
+
+def test_kernel_equals_numpy_reference_on_collinear_and_tiny_tables():
+    rng = np.random.default_rng(77)
+    frames = [random_frame(rng, int(n)) for n in (20, 30, 40, 25)]
+    collinear = random_frame(np.random.default_rng(8), 400)
+    collinear = collinear[(collinear["ethnicity"] != "Black") & (collinear["education"] != "Others")].reset_index(drop=True)
+    collinear.loc[:2, "ethnicity"] = "Black"
+    collinear.loc[:2, "education"] = "Others"
+    collinear.loc[0, OUTCOME] = True
+    frames.append(collinear)
+    design = Design.build()
+    counts = np.stack([count_cells(f) for f in frames])
+    a, b = (solver.fit(counts) for solver in solvers(design))
+    assert b.rank_deficient.any()
+    for name in FLAGS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    # tiny separated data: the iterate is rounding-sensitive (as in the statsmodels test, 1e-4)
+    scale = np.maximum(1.0, np.abs(np.nan_to_num(b.coef)))
+    assert np.nanmax(np.abs(a.coef - b.coef) / scale) < 1e-4
+    np.testing.assert_array_equal(np.isnan(a.var), np.isnan(b.var))
+
+
+def test_kernel_is_deterministic_and_independent_of_the_batch():
+    """Same bytes run to run, and a fit's bytes do not depend on the other fits of its batch
+    or on their order (no batched BLAS, no parallel reductions)."""
+    design, counts = mixed_tables(11, count=12)
+    solver = PoissonBatchSolver(design)
+    first, again = solver.fit(counts), solver.fit(counts.copy())
+    order = np.random.default_rng(0).permutation(counts.shape[0])
+    shuffled = solver.fit(counts[order])
+    for name in ("coef", "var", *FLAGS):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(first, name)[order], getattr(shuffled, name), err_msg=name)
+    for i in (0, 3, 6):
+        single = solver.fit(counts[i : i + 1])
+        np.testing.assert_array_equal(single.coef[0], first.coef[i])
+        np.testing.assert_array_equal(single.iterations[0], first.iterations[i])
+
+
+def test_sparse_and_dense_margins_give_the_same_bytes():
+    """Margins over the occupied cells only or over whole rows: the same sums (the skipped
+    terms are zeros), so the kernel's choice between them changes no byte."""
+    design, counts = mixed_tables(5, count=12)
+    solver = PoissonBatchSolver(design)
+    cells = counts.reshape(counts.shape[0], solver._left, solver._right, 2).astype(np.float64)
+    n, s = np.ascontiguousarray(cells[..., 0]), np.ascontiguousarray(cells[..., 1])
+    start = np.where(solver.fit(counts // 2).zero_positive, np.nan, 0.0)
+    runs = [run_kernel(solver._tables, n, s, start, 100, 1e-8, sparse_share=share) for share in (0.0, 1.0, SPARSE_SHARE)]
+    for other in runs[1:]:
+        for name in ("beta", "var", "hessian_flat", "meat_flat", "iterations", "warm", "singular"):
+            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name), err_msg=name)
