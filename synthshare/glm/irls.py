@@ -221,12 +221,7 @@ class PoissonBatchSolver:
             fits = done[first : first + self.chunk]
             self._sandwich(out, fits, state.beta[fits], state.mask[fits], n[fits], s[fits], state.s_flat[fits],
                            state.hessian_flat[fits])
-        for index in np.flatnonzero(state.singular):
-            self._fit_rank_deficient(counts[index], out, int(index), max_iter, tol)
-        out.coef[out.failed] = np.nan
-        out.var[out.failed] = np.nan
-        out.zero_positive[out.failed] = False
-        return out
+        return self._finish(counts, out, state.singular, max_iter, tol)
 
     def _fit_compiled(self, counts: np.ndarray, n: np.ndarray, s: np.ndarray, out: BatchFit, max_iter: int,
                       tol: float, start: np.ndarray | None) -> BatchFit:
@@ -243,7 +238,11 @@ class PoissonBatchSolver:
             fits = done[first : first + self.chunk]
             self._sandwich_algebra(out, fits, result.beta[fits], result.mask[fits], result.hessian_flat[fits],
                                    result.meat_flat[fits])
-        for index in np.flatnonzero(result.singular):
+        return self._finish(counts, out, result.singular, max_iter, tol)
+
+    def _finish(self, counts: np.ndarray, out: BatchFit, singular: np.ndarray, max_iter: int, tol: float) -> BatchFit:
+        """Both paths' last step: replay the collinear fits on the slow path, blank the failed ones."""
+        for index in np.flatnonzero(singular):
             self._fit_rank_deficient(counts[index], out, int(index), max_iter, tol)
         out.coef[out.failed] = np.nan
         out.var[out.failed] = np.nan

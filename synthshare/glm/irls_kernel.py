@@ -362,12 +362,14 @@ def _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b):
 
 
 @numba.njit(**_JIT)
-def _solve(flat, rhs, mask, gram_index, A, diagonal, x):
-    """Solve gram · x = rhs on the present terms by Cholesky (absent terms: x = 0).
+def _cholesky_masked(flat, mask, gram_index, A, diagonal, relative_tol):
+    """Lower Cholesky factor, in ``A``, of the present terms' Gram matrix (absent terms: 1 on
+    the diagonal), from its flat margins ``flat``.
 
-    Returns True when a pivot falls below PIVOT_TOL of its diagonal entry (collinear).
+    Returns False when a pivot is not above ``relative_tol`` times its diagonal entry
+    (``relative_tol`` = 0: not positive).
     """
-    P = rhs.shape[0]
+    P = mask.shape[0]
     for i in range(P):
         for j in range(i + 1):
             A[i, j] = flat[gram_index[i, j]] * (mask[i] * mask[j])
@@ -377,8 +379,8 @@ def _solve(flat, rhs, mask, gram_index, A, diagonal, x):
         pivot = A[j, j]
         for k in range(j):
             pivot -= A[j, k] * A[j, k]
-        if not pivot > PIVOT_TOL * diagonal[j]:
-            return True
+        if not (pivot > relative_tol * diagonal[j] if relative_tol > 0.0 else pivot > 0.0):
+            return False
         root = math.sqrt(pivot)
         A[j, j] = root
         for i in range(j + 1, P):
@@ -386,6 +388,18 @@ def _solve(flat, rhs, mask, gram_index, A, diagonal, x):
             for k in range(j):
                 value -= A[i, k] * A[j, k]
             A[i, j] = value / root
+    return True
+
+
+@numba.njit(**_JIT)
+def _solve(flat, rhs, mask, gram_index, A, diagonal, x):
+    """Solve gram · x = rhs on the present terms by Cholesky (absent terms: x = 0).
+
+    Returns True when a pivot falls below PIVOT_TOL of its diagonal entry (collinear).
+    """
+    P = rhs.shape[0]
+    if not _cholesky_masked(flat, mask, gram_index, A, diagonal, PIVOT_TOL):
+        return True
     for j in range(P):
         value = rhs[j] * mask[j]
         for k in range(j):
@@ -409,23 +423,8 @@ def _sandwich_variances(hessian, meat, mask, gram_index, A, inverse, var):
     singular Hessian, left to the caller's LU inverse / pseudo-inverse as in the numpy path.
     """
     P = mask.shape[0]
-    for i in range(P):
-        for j in range(i + 1):
-            A[i, j] = hessian[gram_index[i, j]] * (mask[i] * mask[j])
-        A[i, i] += 1.0 - mask[i]
-    for j in range(P):
-        pivot = A[j, j]
-        for k in range(j):
-            pivot -= A[j, k] * A[j, k]
-        if not pivot > 0.0:
-            return False
-        root = math.sqrt(pivot)
-        A[j, j] = root
-        for i in range(j + 1, P):
-            value = A[i, j]
-            for k in range(j):
-                value -= A[i, k] * A[j, k]
-            A[i, j] = value / root
+    if not _cholesky_masked(hessian, mask, gram_index, A, inverse[0], 0.0):  # inverse: scratch until filled below
+        return False
     # L⁻¹ (lower) in the upper part of ``inverse``'s transpose: inverse[j, i] = (L⁻¹)[i, j]
     for j in range(P):
         inverse[j, j] = 1.0 / A[j, j]
