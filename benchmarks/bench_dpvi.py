@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+from synthshare.threads import pin_threads
+
+pin_threads(1)  # one thread, as a generator job with threads: 1 (OpenMP, BLAS, XLA); before numpy/jax
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -202,7 +204,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="steps per timed call")
     parser.add_argument("--quick", action="store_true", help="section 1-2 only")
     args = parser.parse_args()
-    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, XLA_FLAGS={os.environ.get('XLA_FLAGS')}")
+    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, XLA_FLAGS={os.environ.get('XLA_FLAGS')}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     step_costs(args.steps, args.rounds)
     if not args.quick:
         vectorised_costs(args.steps, args.rounds)

@@ -12,11 +12,10 @@ order). Standalone::
 writes <out>/<party>/{synthetic.parquet, params.npz, elbo.csv, privacy.json}.
 """
 
-import os
+from synthshare.threads import pin_threads
 
-# One thread per job (see synthshare.generator.compilation); must precede importing jax.
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The job's threads for OpenMP (d3p's RNG), BLAS and XLA; must precede importing numpy/jax.
+pin_threads(snakemake.threads if "snakemake" in globals() else 1)  # noqa: F821
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
