@@ -33,6 +33,7 @@ import pandas as pd
 from numpyro.optim import Adam
 
 from synthshare.errors import InputError
+from synthshare.generator.blocked import blocked_steps
 from synthshare.generator.compilation import compile_for_one_thread
 from synthshare.generator.dpvi import AlignedPoissonDPSVI, PoissonDPSVI
 from synthshare.generator.model import (
@@ -127,15 +128,26 @@ def _stack(trees: Sequence) -> object:
 
 
 @functools.lru_cache(maxsize=4)
-def _chunk_runner(settings: GeneratorSettings, sigma: float, capacity: int, parties: int, largest: int, features: int):
+def _chunk_runner(settings: GeneratorSettings, sigma: float, capacity: int, parties: int, largest: int, features: int,
+                  blocked: bool = True):
     """The DPVI object and its compiled chunk of epochs for these shapes, built once per
-    process (a job compiles once; repeated fits, as in tests and benchmarks, reuse it)."""
+    process (a job compiles once; repeated fits, as in tests and benchmarks, reuse it).
+
+    ``blocked``: the aligned variant draws each epoch's randomness as one block
+    (:mod:`synthshare.generator.blocked`, same trajectory, faster); False runs
+    ``dpvi.update`` step by step (the reference; the stock variant always does)."""
     dpvi = build_dpvi(settings, sigma, capacity)
     per_chunk = chunk_epochs(settings.epochs)
     step = jax.vmap(dpvi.update)
+    epoch_block = jax.vmap(partial(blocked_steps, dpvi, steps=settings.steps_per_epoch))
+    blocked = blocked and isinstance(dpvi, AlignedPoissonDPSVI)
 
     def run_chunk(states, codes, outcome, num_records):
         def epoch(states, _):
+            if blocked:
+                states, losses = epoch_block(states, codes, outcome, num_records)  # losses (M, steps)
+                return states, -jnp.mean(losses, axis=1)
+
             def one_step(states, _):
                 return step(states, codes, outcome, num_records)
             states, losses = jax.lax.scan(one_step, states, None, length=settings.steps_per_epoch)
@@ -161,6 +173,7 @@ def fit_parties(
     seed: int,
     scenario: str,
     on_chunk: Callable[[int, np.ndarray], None] | None = None,
+    blocked: bool = True,
 ) -> list[PartyFit]:
     """Fit every party's generator with DPVI, all parties in one vectorised program.
 
@@ -172,6 +185,8 @@ def fit_parties(
         seed, scenario: select each party's random stream (:func:`party_key`).
         on_chunk: called after each compiled chunk with the number of epochs done
             and that chunk's ELBO, shape (chunk epochs, M) — for a progress bar.
+        blocked: draw each epoch's randomness as one block (aligned variant; same
+            trajectory as the step-by-step reference up to rounding, faster).
 
     Returns:
         One :class:`PartyFit` per party, in input order.
@@ -180,7 +195,7 @@ def fit_parties(
         raise InputError("fit_parties: no parties given; expected at least one")
     largest = max(p.num_records for p in parties)
     features = parties[0].codes.shape[1]
-    dpvi, compiled = _chunk_runner(settings, float(sigma), int(capacity), len(parties), largest, features)
+    dpvi, compiled = _chunk_runner(settings, float(sigma), int(capacity), len(parties), largest, features, bool(blocked))
     codes = np.zeros((len(parties), largest, features), np.int32)
     outcome = np.zeros((len(parties), largest), np.float32)
     for m, party in enumerate(parties):
