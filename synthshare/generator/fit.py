@@ -1,8 +1,11 @@
 """Fit the DP generators of several parties in one vectorised program.
 
 Every party gets its own model, guide, optimiser state, data, record count N_m and
-random stream; ``jax.vmap`` runs their DPVI steps side by side and ``lax.scan`` runs
-the steps of a chunk of epochs without returning to Python. Parties' data are padded
+random stream; one compiled program runs a chunk of epochs for all parties without
+returning to Python. By default (aligned variant) each epoch draws its randomness as
+one block per party (:mod:`synthshare.generator.blocked`) and ``lax.map`` runs the
+parties one after another; the reference path (``blocked=False``, and the stock
+variant) ``jax.vmap``\ s ``dpvi.update`` over the parties and scans the steps. Parties' data are padded
 to the largest N; padding rows are never selected (``subsampling.inclusion_mask``)
 and the batch capacity is the largest any party needs. The inclusion bits of record i
 and the aligned variant's shared guide draw do not depend on the padding or the
@@ -10,9 +13,8 @@ capacity, so a party fitted in a group draws the same batches as fitted alone
 (the aligned fits agree up to floating-point summation order; the stock variant's
 per-example guide draws depend on the capacity).
 
-On the 2-core development CPU the vectorised program costs about what the parties
-fitted one by one cost in sum (0.8–1.0×, benchmarks/README.md): every party pays for the
-largest N and capacity. One program per job is kept because it compiles once; fitting
+Every party pays for the largest N and capacity of its job (benchmarks/README.md:
+the one program costs 1.0-1.7x the parties' programs fitted one by one). One program per job is kept because it compiles once; fitting
 parties in separate jobs would repeat the ~30 s of accounting, initialisation and
 compilation per party.
 """
@@ -139,7 +141,12 @@ def _chunk_runner(settings: GeneratorSettings, sigma: float, capacity: int, part
     dpvi = build_dpvi(settings, sigma, capacity)
     per_chunk = chunk_epochs(settings.epochs)
     step = jax.vmap(dpvi.update)
-    epoch_block = jax.vmap(partial(blocked_steps, dpvi, steps=settings.steps_per_epoch))
+    def epoch_block(states, codes, outcome, num_records):
+        # Parties one after another inside the program (lax.map): with the blocked draws
+        # this measured 1.0-1.6x faster than vmapping them (benchmarks/README.md).
+        def party(args):
+            return blocked_steps(dpvi, *args, steps=settings.steps_per_epoch)
+        return jax.lax.map(party, (states, codes, outcome, num_records))
     blocked = blocked and isinstance(dpvi, AlignedPoissonDPSVI)
 
     def run_chunk(states, codes, outcome, num_records):
