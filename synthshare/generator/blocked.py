@@ -21,10 +21,10 @@ evaluation differs.
 
 Why it is faster (benchmarks/README.md, "DPVI"): on XLA's CPU backend the per-step
 random draws inside the training loop cost far more than the same draws vectorised
-over a block of steps (measured at N = 3,800, B = 94: the reference step 160–230 µs,
-the blocked step 70–100 µs); the noise draw (``d3p.random.normal``, an inverse error
-function of ChaCha uniforms) alone went from ~80 µs inside the loop body to ~5 µs per
-step in a block.
+over a block of steps (measured at N = 3,800, B = 94, threads pinned: the reference
+step 160–230 µs, the blocked step 72–90 µs); the noise draw (``d3p.random.normal``, an
+inverse error function of 373 ChaCha uniforms) cost 50–60 µs more inside the loop body
+than a cheap stand-in, and 5 µs per step drawn in a block.
 
 Memory per party and block: T × (B × 5 codes + B outcomes + B mask + 2·D normals),
 about 0.5 MB at T = 100, B = 94, D = 373.
