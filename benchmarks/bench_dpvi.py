@@ -4,17 +4,22 @@ Prints, for the study's model (K = 16, AutoDiagonalNormal, Adam):
 
 1. µs per step of plain numpyro SVI (Trace_ELBO, uniform minibatch of b records),
    of d3p 0.2.0's DPSVI as shipped (fixed batch of b, per-example Trace_ELBO
-   gradients), of our stock variant (Poisson subsampling, masked padded batch) and of
-   our aligned variant (the default), at (b = 3, N = 290) and (b = 38, N = 3,800) —
+   gradients), of our stock variant (Poisson subsampling, masked padded batch), of
+   our aligned variant step by step (``AlignedPoissonDPSVI.update``, the reference)
+   and of the same aligned steps with each block of steps' randomness drawn at once
+   (``synthshare.generator.blocked``, the default in fits), at (b = 3, N = 290) and
+   (b = 38, N = 3,800) —
    the DP variants use q = 0.01, so q·N = b on average, and a batch capacity B
    that makes overflow negligible (the batch actually computed is B, not b);
 2. the ratios to the plain SVI step and the seconds for 400,000 steps;
-3. one (ε, f, seed) job of 16 parties: µs per step of the vectorised program versus
-   the sum over parties fitted one by one, at f = 0.1 and f = 1 party sizes, and the
+3. one (ε, f, seed) job of 16 parties: µs per step of the job's one program (all
+   parties, each padded to the largest; ``lax.map`` over the parties of the blocked
+   steps, as ``synthshare.generator.fit``) versus the sum over parties fitted one by one, at f = 0.1 and f = 1 party sizes, and the
    projected job time at 1,000 and 4,000 epochs (plus measured fixed costs).
 
-Every program is compiled for one thread (synthshare.generator.compilation) and run
-as a ``lax.scan`` of steps. Timings are noisy on a shared machine: each measurement
+Threads are pinned to 1 (synthshare.threads: OpenMP of d3p's RNG, BLAS, XLA), every
+program is compiled for one thread (synthshare.generator.compilation) and run as a
+``lax.scan`` of steps (the blocked variant: one block of ``--steps`` steps). Timings are noisy on a shared machine: each measurement
 is repeated in interleaved rounds and the minimum and median are shown, with the load.
 
     python benchmarks/bench_dpvi.py [--rounds 7] [--steps 400] [--quick]
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+from synthshare.threads import pin_threads
+
+pin_threads(1)  # one thread, as a generator job with threads: 1 (OpenMP, BLAS, XLA); before numpy/jax
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -39,6 +46,7 @@ from d3p.svi import DPSVI  # noqa: E402
 from numpyro.infer import SVI, Trace_ELBO  # noqa: E402
 from numpyro.optim import Adam  # noqa: E402
 
+from synthshare.generator.blocked import blocked_steps  # noqa: E402
 from synthshare.generator.compilation import compile_for_one_thread  # noqa: E402
 from synthshare.generator.fit import PartyData, _stack, build_dpvi, fit_parties, party_key  # noqa: E402
 from synthshare.generator.job import fit_and_sample  # noqa: E402
@@ -99,12 +107,26 @@ def ours(variant: str, n: int, codes, outcome):
 
     def step(state, key):
         return dpvi.update(state, codes, outcome, n)[0]
-    return step, state, capacity
+    return step, state, capacity, dpvi
+
+
+class Block:
+    """A program that runs ``steps`` steps itself: ``program(steps)(state, key) -> state``."""
+
+    def __init__(self, program):
+        self.program = program
+
+
+def blocked(dpvi, codes, outcome, n):
+    """The aligned steps with each block's randomness drawn at once (synthshare.generator.blocked)."""
+    return Block(lambda steps: lambda state, key: blocked_steps(dpvi, state, codes, outcome, n, steps)[0])
 
 
 def time_programs(programs: dict, steps: int, rounds: int) -> dict[str, list[float]]:
     """µs per step of each compiled program, ``rounds`` interleaved repetitions."""
-    compiled = {name: (compile_for_one_thread(scan_program(step, steps), state, jax.random.PRNGKey(0)), state)
+    def program(step):
+        return step.program(steps) if isinstance(step, Block) else scan_program(step, steps)
+    compiled = {name: (compile_for_one_thread(program(step), state, jax.random.PRNGKey(0)), state)
                 for name, (step, state) in programs.items()}
     for run, state in compiled.values():
         jax.block_until_ready(run(state, jax.random.PRNGKey(1)))
@@ -126,21 +148,22 @@ def step_costs(steps: int, rounds: int) -> None:
     rng = np.random.default_rng(0)
     for n, batch in ((290, 3), (3800, 38)):
         codes, outcome = records(rng, n)
-        aligned_step, aligned_state, capacity = ours("aligned", n, codes, outcome)
-        stock_step, stock_state, _ = ours("stock", n, codes, outcome)
+        aligned_step, aligned_state, capacity, aligned_dpvi = ours("aligned", n, codes, outcome)
+        stock_step, stock_state, _, _ = ours("stock", n, codes, outcome)
         programs = {
             "plain numpyro SVI": plain_svi(n, batch, codes, outcome),
             "d3p DPSVI as shipped": shipped_d3p(n, batch, codes, outcome),
             "ours, stock (Poisson)": (stock_step, stock_state),
-            "ours, aligned (default)": (aligned_step, aligned_state),
+            "ours, aligned step by step": (aligned_step, aligned_state),
+            "ours, aligned blocked (default)": (blocked(aligned_dpvi, codes, outcome, n), aligned_state),
         }
         times = time_programs(programs, steps, rounds)
         base_min, base_median = summary(times["plain numpyro SVI"])
         print(f"N = {n}, b = {batch} (DP variants: q = 0.01, capacity B = {capacity})")
-        print(f"  {'':26s} {'µs/step min':>12s} {'median':>8s} {'ratio min':>10s} {'median':>8s} {'400k steps (s)':>15s}")
+        print(f"  {'':32s} {'µs/step min':>12s} {'median':>8s} {'ratio min':>10s} {'median':>8s} {'400k steps (s)':>15s}")
         for name, values in times.items():
             low, mid = summary(values)
-            print(f"  {name:26s} {low:12.1f} {mid:8.1f} {low / base_min:10.2f} {mid / base_median:8.2f} "
+            print(f"  {name:32s} {low:12.1f} {mid:8.1f} {low / base_min:10.2f} {mid / base_median:8.2f} "
                   f"{low * PAPER_STEPS / 1e6:15.0f}")
         print(f"  ({load()})")
 
@@ -167,25 +190,29 @@ def vectorised_costs(steps: int, rounds: int) -> None:
         codes = jnp.stack([jnp.pad(c, ((0, largest - len(c)), (0, 0))) for c, _ in data])
         outcome = jnp.stack([jnp.pad(y, (0, largest - len(y))) for _, y in data])
         counts = jnp.asarray(sizes, jnp.int32)
-        vstep = jax.vmap(dpvi.update)
-        programs = {"vectorised, 16 parties": (lambda s, k: vstep(s, codes, outcome, counts)[0], states)}
+        # The default path of a job (synthshare.generator.fit): each block of steps' randomness
+        # drawn at once, the parties one after another in one program (lax.map).
+        def mapped(steps):
+            def run(s, k):
+                return jax.lax.map(lambda a: blocked_steps(dpvi, *a, steps)[0], (s, codes, outcome, counts))
+            return run
+        programs = {"one program, 16 parties": (Block(mapped), states)}
         singles = {}
         for i, ((c, y), n, cap) in enumerate(zip(data, sizes, capacities)):
             single = build_dpvi(settings, SIGMA, cap)
             state = single.init(party_key(1, "bench", str(i)), c, y, num_records=n)
-            singles[f"party {i}"] = (partial(lambda s, k, d, c, y, n: d.update(s, c, y, n)[0], d=single, c=c, y=y, n=n),
-                                     state)
+            singles[f"party {i}"] = (blocked(single, c, y, n), state)
         times = time_programs({**programs, **singles}, steps, rounds)
-        joint_min, joint_median = summary(times["vectorised, 16 parties"])
+        joint_min, joint_median = summary(times["one program, 16 parties"])
         alone_min = sum(min(times[name]) for name in singles)
         alone_median = sum(statistics.median(times[name]) for name in singles)
         print(f"f = {fraction:g}: N = {min(sizes)}-{max(sizes)}, capacity {max(capacities)} (own {min(capacities)}-{max(capacities)})")
-        print(f"  vectorised: {joint_min:.0f} µs/step (median {joint_median:.0f}) for all 16 = {joint_min / 16:.1f} µs per party-step")
+        print(f"  one program: {joint_min:.0f} µs/step (median {joint_median:.0f}) for all 16 = {joint_min / 16:.1f} µs per party-step")
         print(f"  one by one: {alone_min:.0f} µs/step (median {alone_median:.0f}) summed over the 16 parties")
-        print(f"  speed-up of vectorising: {alone_min / joint_min:.2f}× (median {alone_median / joint_median:.2f}×)")
+        print(f"  one program vs one by one: {alone_min / joint_min:.2f}× (median {alone_median / joint_median:.2f}×)")
         for epochs in (1000, 4000):
             print(f"  {epochs} epochs = {epochs * 100} steps: training {joint_min * epochs * 100 / 1e6:.0f} s "
-                  f"(median {joint_median * epochs * 100 / 1e6:.0f} s) vectorised")
+                  f"(median {joint_median * epochs * 100 / 1e6:.0f} s) in the one program")
 
         # Fixed costs of a real job: σ search + PLD check, init, compile, sampling K = 100 sets.
         parties = [PartyData(f"p{i}", np.asarray(c), np.asarray(y)) for i, (c, y) in enumerate(data)]
@@ -203,7 +230,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="steps per timed call")
     parser.add_argument("--quick", action="store_true", help="section 1-2 only")
     args = parser.parse_args()
-    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, XLA_FLAGS={os.environ.get('XLA_FLAGS')}")
+    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, XLA_FLAGS={os.environ.get('XLA_FLAGS')}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     step_costs(args.steps, args.rounds)
     if not args.quick:
         vectorised_costs(args.steps, args.rounds)

@@ -141,7 +141,7 @@ def measure_generator(config: dict, shapes: dict, epochs: int, steps_paper: int)
     from synthshare.generator.sampling import sample_synthetic
     from synthshare.generator.settings import GeneratorSettings
     from synthshare.generator.subsampling import batch_capacity, effective_rate
-    from synthshare.generator.model import LEVEL_COUNTS
+    from synthshare.generator.encoding import LEVEL_COUNTS
 
     generator = config["generator"]
     settings = GeneratorSettings.from_config(generator)

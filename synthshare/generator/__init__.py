@@ -4,7 +4,8 @@ party, a privacy ledger, and K synthetic data sets per fit.
 Modules: ``encoding`` (records as level codes, one-hot blocks, the design),
 ``model`` (numpyro model and guide), ``gradients`` (closed-form per-record, clipped
 and prior gradients), ``subsampling`` (Poisson batches), ``dpvi`` (d3p ``DPSVI``
-subclasses), ``accounting`` (σ and ε), ``fit`` (vectorised fitting), ``sampling``
-(synthetic sets), ``ledger``, ``job`` (one workflow job end to end), ``settings``,
-``compilation``, ``resources``.
+subclasses), ``blocked`` (the aligned steps with each epoch's randomness drawn at once,
+the fits' default), ``accounting`` (σ and ε), ``fit`` (vectorised fitting),
+``sampling`` (synthetic sets), ``ledger``, ``job`` (one workflow job end to end),
+``settings``, ``compilation``, ``resources``.
 """

@@ -263,28 +263,44 @@ class AlignedPoissonDPSVI(PoissonDPSVI):
         codes: jax.Array, outcome: jax.Array, valid: jax.Array, num_records: jax.Array,
     ):
         params = self.optim.get_params(svi_state.optim_state)
-        loc = params[f"{self.guide.prefix}_loc"]
-        # One standard-normal draw shared by the whole batch (DPVIm's alignment).
-        eta = jax.random.normal(self._rng_suite.convert_to_jax_rng_key(gradient_key), jnp.shape(loc))
+        eta = self.shared_draw(gradient_key, jnp.shape(params[f"{self.guide.prefix}_loc"]))
         return self.aligned_gradients(svi_state, noise_key, params, eta, codes, outcome, valid, num_records)
+
+    def shared_draw(self, gradient_key: Any, shape: tuple[int, ...]) -> jax.Array:
+        """η ~ N(0, I) of one step, shared by the whole batch (DPVIm's alignment)."""
+        return jax.random.normal(self._rng_suite.convert_to_jax_rng_key(gradient_key), shape)
+
+    def standard_noise(self, noise_key: Any, shape: tuple[int, ...]) -> jax.Array:
+        """ξ ~ N(0, I) of one step: the draw d3p's ``perturbation_function`` makes from
+        ``noise_key`` for a one-leaf gradient tree (its first split key, then
+        ``d3p.random.normal``), so that noise drawn ahead of time is the same noise."""
+        return self._rng_suite.normal(self._rng_suite.split(noise_key, 1)[0], shape)
 
     def aligned_gradients(
         self, svi_state: DPSVIState, noise_key: Any, params: dict, eta: jax.Array,
         codes: jax.Array, outcome: jax.Array, valid: jax.Array, num_records: jax.Array,
+        noise: jax.Array | None = None,
     ):
         """The aligned noisy gradient for a given shared draw η (D,).
 
         With σ = 0, no clipping and every record in the batch (q = 1) this is the exact
-        gradient of the single-sample negative ELBO at z = μ + s ⊙ η.
+        gradient of the single-sample negative ELBO at z = μ + s ⊙ η. ``noise``: the
+        step's ξ of :meth:`standard_noise`, drawn ahead of time (``noise_key`` is then
+        unused); by default d3p draws it from ``noise_key``.
         """
         loc_name = f"{self.guide.prefix}_loc"
         latent, latent_vjp = jax.vjp(lambda p: self._latent(p, eta), params)
         ll_sum, _, grad_sum = self.clipped_sum(svi_state, latent, codes, outcome, valid)
         expected = self._expected_batch(num_records)
         # Noise σ·C on the sum of clipped location gradients, rescaled to Σ_n ∇_z ℓ_n.
-        svi_state, noisy = self._perturb_and_reassemble_gradients(
-            svi_state, noise_key, {loc_name: grad_sum / expected}, expected
-        )
+        if noise is None:
+            svi_state, noisy = self._perturb_and_reassemble_gradients(
+                svi_state, noise_key, {loc_name: grad_sum / expected}, expected
+            )
+        else:
+            # d3p's perturbation with the given ξ: mean + ξ·σ·C/(q·N), times the observation scale.
+            scale = self._dp_scale * (self._clipping_threshold / expected)
+            noisy = {loc_name: (grad_sum / expected + noise * scale) * svi_state.observation_scale}
         if self._prior_gradient is not None:
             unpacked = self.guide._unpack_latent(latent)
             prior, site_grads = self._prior_gradient(unpacked)

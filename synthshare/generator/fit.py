@@ -1,8 +1,11 @@
 """Fit the DP generators of several parties in one vectorised program.
 
 Every party gets its own model, guide, optimiser state, data, record count N_m and
-random stream; ``jax.vmap`` runs their DPVI steps side by side and ``lax.scan`` runs
-the steps of a chunk of epochs without returning to Python. Parties' data are padded
+random stream; one compiled program runs a chunk of epochs for all parties without
+returning to Python. By default (aligned variant) each epoch draws its randomness as
+one block per party (:mod:`synthshare.generator.blocked`) and ``lax.map`` runs the
+parties one after another; the reference path (``blocked=False``, and the stock
+variant) ``jax.vmap``\ s ``dpvi.update`` over the parties and scans the steps. Parties' data are padded
 to the largest N; padding rows are never selected (``subsampling.inclusion_mask``)
 and the batch capacity is the largest any party needs. The inclusion bits of record i
 and the aligned variant's shared guide draw do not depend on the padding or the
@@ -10,9 +13,8 @@ capacity, so a party fitted in a group draws the same batches as fitted alone
 (the aligned fits agree up to floating-point summation order; the stock variant's
 per-example guide draws depend on the capacity).
 
-On the 2-core development CPU the vectorised program costs about what the parties
-fitted one by one cost in sum (0.8–1.0×, benchmarks/README.md): every party pays for the
-largest N and capacity. One program per job is kept because it compiles once; fitting
+Every party pays for the largest N and capacity of its job (benchmarks/README.md:
+the one program costs 1.0-1.7x the parties' programs fitted one by one). One program per job is kept because it compiles once; fitting
 parties in separate jobs would repeat the ~30 s of accounting, initialisation and
 compilation per party.
 """
@@ -33,6 +35,7 @@ import pandas as pd
 from numpyro.optim import Adam
 
 from synthshare.errors import InputError
+from synthshare.generator.blocked import blocked_steps
 from synthshare.generator.compilation import compile_for_one_thread
 from synthshare.generator.dpvi import AlignedPoissonDPSVI, PoissonDPSVI
 from synthshare.generator.encoding import encode_records
@@ -121,15 +124,31 @@ def _stack(trees: Sequence) -> object:
 
 
 @functools.lru_cache(maxsize=4)
-def _chunk_runner(settings: GeneratorSettings, sigma: float, capacity: int, parties: int, largest: int, features: int):
+def _chunk_runner(settings: GeneratorSettings, sigma: float, capacity: int, parties: int, largest: int, features: int,
+                  blocked: bool = True):
     """The DPVI object and its compiled chunk of epochs for these shapes, built once per
-    process (a job compiles once; repeated fits, as in tests and benchmarks, reuse it)."""
+    process (a job compiles once; repeated fits, as in tests and benchmarks, reuse it).
+
+    ``blocked``: the aligned variant draws each epoch's randomness as one block
+    (:mod:`synthshare.generator.blocked`, same trajectory, faster); False runs
+    ``dpvi.update`` step by step (the reference; the stock variant always does)."""
     dpvi = build_dpvi(settings, sigma, capacity)
     per_chunk = chunk_epochs(settings.epochs)
     step = jax.vmap(dpvi.update)
+    def epoch_block(states, codes, outcome, num_records):
+        # Parties one after another inside the program (lax.map): with the blocked draws
+        # this measured 1.0-1.6x faster than vmapping them (benchmarks/README.md).
+        def party(args):
+            return blocked_steps(dpvi, *args, steps=settings.steps_per_epoch)
+        return jax.lax.map(party, (states, codes, outcome, num_records))
+    blocked = blocked and isinstance(dpvi, AlignedPoissonDPSVI)
 
     def run_chunk(states, codes, outcome, num_records):
         def epoch(states, _):
+            if blocked:
+                states, losses = epoch_block(states, codes, outcome, num_records)  # losses (M, steps)
+                return states, -jnp.mean(losses, axis=1)
+
             def one_step(states, _):
                 return step(states, codes, outcome, num_records)
             states, losses = jax.lax.scan(one_step, states, None, length=settings.steps_per_epoch)
@@ -155,6 +174,7 @@ def fit_parties(
     seed: int,
     scenario: str,
     on_chunk: Callable[[int, np.ndarray], None] | None = None,
+    blocked: bool = True,
 ) -> list[PartyFit]:
     """Fit every party's generator with DPVI, all parties in one vectorised program.
 
@@ -166,6 +186,8 @@ def fit_parties(
         seed, scenario: select each party's random stream (:func:`party_key`).
         on_chunk: called after each compiled chunk with the number of epochs done
             and that chunk's ELBO, shape (chunk epochs, M) — for a progress bar.
+        blocked: draw each epoch's randomness as one block (aligned variant; same
+            trajectory as the step-by-step reference up to rounding, faster).
 
     Returns:
         One :class:`PartyFit` per party, in input order.
@@ -174,7 +196,7 @@ def fit_parties(
         raise InputError("fit_parties: no parties given; expected at least one")
     largest = max(p.num_records for p in parties)
     features = parties[0].codes.shape[1]
-    dpvi, compiled = _chunk_runner(settings, float(sigma), int(capacity), len(parties), largest, features)
+    dpvi, compiled = _chunk_runner(settings, float(sigma), int(capacity), len(parties), largest, features, bool(blocked))
     codes = np.zeros((len(parties), largest, features), np.int32)
     outcome = np.zeros((len(parties), largest), np.float32)
     for m, party in enumerate(parties):
