@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import os
 
-# one thread per process, as under Snakemake with threads: 1 (before numpy/numba load)
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_variable] = "1"
+from synthshare.threads import pin_threads
+
+pin_threads(1)  # one thread per process, as a job with threads: 1; before numpy/numba load
 
 import argparse  # noqa: E402
 import resource  # noqa: E402

@@ -33,13 +33,12 @@ are left out. Default run time ~4-5 min on the 2-core machine.
 
 from __future__ import annotations
 
-import os
+from synthshare.threads import pin_threads
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_variable] = "1"  # one thread per process, before numpy / jax / numba load
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+pin_threads(1)  # one thread per process, as a job with threads: 1; before numpy / jax / numba load
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
