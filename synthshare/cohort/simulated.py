@@ -139,7 +139,8 @@ def simulate_cohort(parameters: dict, scale: float = 1.0, seed: int = 0) -> Simu
             "centre_coefficients": {name: centre_coefficients(parameters, name, intercept, deviations[name]) for name in centres},
             "note": (
                 "deviations: per centre, iid N(0, sd^2) added to the log relative risk of each non-reference level; "
-                "centre_coefficients: the centre's own generating coefficients (Intercept includes its positive_factor)"
+                "centre_coefficients: the centre's own generating coefficients (Intercept includes its positive_factor); "
+                "the top-level coefficients are the centres' common part (the deviations have mean 0)"
             ),
         }
     return SimulatedCohort(frame=frame, truth=truth)
