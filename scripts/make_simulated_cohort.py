@@ -1,7 +1,8 @@
 """Rule cohort (source: simulated): draw the UK-Biobank-like cohort and its ground truth.
 
 input.parameters (the cohort-parameter YAML); params.settings (the config's
-``cohort.simulated``: scale, seed); output {cohort, truth, flow}. Standalone:
+``cohort.simulated``: scale, seed); output {cohort, truth, flow}; with heterogeneity, truth.json also holds the
+pooled-population estimand (``synthshare.analysis.estimand``). Standalone:
 ``python scripts/make_simulated_cohort.py --configfile config/smoke.yaml cohort``.
 """
 
@@ -10,6 +11,7 @@ from _entry import job_from_command_line  # isort: skip
 
 import pandas as pd
 
+from synthshare.analysis.estimand import estimand_record
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.cohort.simulated import load_parameters, simulate_cohort
 from synthshare.runlog import logged_run
@@ -18,11 +20,18 @@ from synthshare.runlog import logged_run
 def main(snakemake) -> None:
     settings, outputs = snakemake.params.settings, snakemake.output
     with logged_run(snakemake.log[0]) as log:
-        cohort = simulate_cohort(load_parameters(snakemake.input.parameters), scale=settings["scale"], seed=settings["seed"])
+        parameters = load_parameters(snakemake.input.parameters)
+        cohort = simulate_cohort(parameters, scale=settings["scale"], seed=settings["seed"])
         log.info("simulated %d records over %d centres", len(cohort.frame), cohort.frame["assessment_center"].nunique())
         flow = pd.DataFrame({"step": ["simulated records", "records out"], "removed": [0, 0], "remaining": [len(cohort.frame)] * 2})
         write_parquet(cohort.frame, outputs.cohort)
-        write_json({"source": "simulated", **cohort.truth}, outputs.truth)
+        truth = {"source": "simulated", **cohort.truth}
+        if "heterogeneity" in truth:
+            # centre-specific relative risks: the coverage target is the pooled population's
+            # estimand (issue 16). Homogeneous cohorts keep their truth.json bytes; their
+            # estimand is synthshare.analysis.estimand.population_estimand(parameters, truth).
+            truth["estimand"] = estimand_record(parameters, cohort.truth)
+        write_json(truth, outputs.truth)
         write_csv(flow, outputs.flow)
 
 

@@ -196,6 +196,20 @@ def test_non_finite_cohort_parameter_is_refused():
         check_config(parameters, COHORT_SCHEMA, "p.yaml")
 
 
+@pytest.mark.parametrize("heterogeneity, expected", [
+    ({"sd": -0.1}, "heterogeneity.sd = -0.1: must be >= 0"),
+    ({"sdd": 0.1}, "unknown key heterogeneity.sdd; allowed keys here: ['sd']"),
+])
+def test_cohort_heterogeneity_is_checked(heterogeneity, expected):
+    parameters = yaml.safe_load((REPO / "config/cohort_simulated.yaml").read_text())
+    parameters["heterogeneity"] = heterogeneity
+    with pytest.raises(InputError) as raised:
+        check_config(parameters, COHORT_SCHEMA, "p.yaml")
+    assert str(raised.value) == f"p.yaml: {expected}"
+    del parameters["heterogeneity"]
+    assert check_config(parameters, COHORT_SCHEMA, "p.yaml")["heterogeneity"] == {"sd": 0.0}
+
+
 # -- run names and the whole workflow check ----------------------------------------------
 @pytest.mark.parametrize("run", ["..", ".", "", "a/b", "../x", "/abs", ".hidden", "-x", "a b", "x" * 101, "ü", None, True])
 def test_unsafe_run_names_are_refused(run):

@@ -30,12 +30,19 @@ class Pooled:
         var: (..., P) T after the fallback (NaN where no fit has the term).
         present: (..., P) some fit has the term.
         fallback: (..., P) T was negative and replaced.
+        between: (..., P) b (0 where fewer than 2 fits have the term).
+        within: (..., P) v̄ (0 where no fit has the term).
+        count: (..., P) K_t, the fits that have the term (interval degrees of freedom,
+            ``synthshare.analysis.coverage.rubin_degrees_of_freedom``).
     """
 
     mean: np.ndarray
     var: np.ndarray
     present: np.ndarray
     fallback: np.ndarray
+    between: np.ndarray
+    within: np.ndarray
+    count: np.ndarray
 
 
 def pool_rubin(coef: np.ndarray, var: np.ndarray, present: np.ndarray) -> Pooled:
@@ -67,4 +74,7 @@ def pool_rubin(coef: np.ndarray, var: np.ndarray, present: np.ndarray) -> Pooled
         var=np.where(has, total, np.nan),
         present=has,
         fallback=fallback,
+        between=between,
+        within=within,
+        count=count,
     )

@@ -13,11 +13,20 @@ The generating process, per centre c with n_c records:
    shift + N(0, 1); deprivation = quartile of t over the whole cohort;
 4. outcome y ~ Bernoulli(λ), λ = exp(β₀ + Σ_j log RR_j[x_j]) · positive_factor_c, with
    the ethnicity term dropped in centres with ``ethnicity_effect: false``; β₀ solves
-   mean(λ) = positive_share exactly on the drawn features.
+   mean(λ) = positive_share exactly on the drawn features;
+5. optional heterogeneity (``heterogeneity.sd`` > 0): centre c's log relative risk of
+   every non-reference level gets its own deviation δ_c,j ~ N(0, sd²), iid over centres
+   and coefficients, added to the log-rate of the records with that level. The
+   deviations come from a stream of their own, keyed ``(seed, index of c in CENTRES,
+   HETEROGENEITY_STREAM)``: with sd = 0 nothing is drawn and the cohort is exactly the
+   homogeneous one; with sd > 0 no other draw moves, and the deviations at different
+   sds are the same standard normals scaled (nested sweeps).
 
 ``simulate_cohort`` returns the cohort and its ground truth: the log relative risks in
 the analysis model's parametrisation (``Intercept`` and ``feature[level]`` against the
-first-listed levels).
+first-listed levels); with heterogeneity also each centre's deviations and generating
+coefficients. (The population-level coefficients of the analysis model, which differ
+from these wherever the model is misspecified, are ``synthshare.analysis.estimand``.)
 """
 
 from __future__ import annotations
@@ -35,6 +44,12 @@ from synthshare.variables import CENTRE_COLUMN, CENTRES, COLUMNS, FEATURE_LEVELS
 _MIN_CENTRE_RECORDS = 20
 """Smallest centre size a ``scale`` may produce: an 80/20 split and a 10 % subsample
 of fewer records leave parties too small to fit anything."""
+
+HETEROGENEITY_STREAM = 0x68657465
+"""Last entry of the centre-deviation streams' seed keys ``(seed, centre index, this)``
+(ASCII "hete"). Non-zero so that a key never equals a centre's feature stream
+``(seed, centre index)``: numpy's SeedSequence pads short keys with zeros, so a zero
+here would make the two streams identical."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +86,8 @@ def simulate_cohort(parameters: dict, scale: float = 1.0, seed: int = 0) -> Simu
         order of the parameter file.
     """
     centres = parameters["centres"]
-    sizes = {name: max(_MIN_CENTRE_RECORDS, int(round(spec["records"] * scale))) for name, spec in centres.items()}
-    mixes = _centre_minority_mixes(parameters, sizes)
+    sizes = centre_sizes(parameters, scale)
+    mixes = centre_minority_mixes(parameters, sizes)
 
     parts = []
     for name, spec in centres.items():
@@ -87,12 +102,16 @@ def simulate_cohort(parameters: dict, scale: float = 1.0, seed: int = 0) -> Simu
     log_rate = frame.pop("_log_rate_without_deprivation").to_numpy()
     log_rr = {f: {lvl: float(np.log(rr)) for lvl, rr in parameters["relative_risk"][f].items()} for f in FEATURE_LEVELS}
     log_rate = log_rate + frame["deprivation"].map(log_rr["deprivation"]).to_numpy()
+    sd = heterogeneity_sd(parameters)
+    deviations = centre_deviations(list(centres), sd, seed) if sd > 0 else None
+    if deviations is not None:
+        log_rate = log_rate + _deviation_term(frame, deviations)
     intercept = float(np.log(parameters["positive_share"] * len(frame) / np.exp(log_rate).sum()))
     rate = np.exp(intercept + log_rate)
     if rate.max() > 1.0:
         raise InputError(
-            f"cohort parameters: relative_risk/positive_factor give a positive probability of {rate.max():.3f} > 1; "
-            "expected all λ = exp(xβ) ≤ 1 (lower the relative risks or positive_share)"
+            f"cohort parameters: relative_risk/positive_factor/heterogeneity give a positive probability of {rate.max():.3f} > 1; "
+            "expected all λ = exp(xβ) ≤ 1 (lower the relative risks, positive_share or heterogeneity.sd)"
         )
     outcome_rng = np.random.default_rng([seed, len(CENTRES)])
     frame[OUTCOME] = outcome_rng.random(len(frame)) < rate
@@ -112,7 +131,93 @@ def simulate_cohort(parameters: dict, scale: float = 1.0, seed: int = 0) -> Simu
             "Intercept includes the mean log-scale centre factor (record-weighted)"
         ),
     }
+    if deviations is not None:
+        # absent when sd = 0, so that the homogeneous cohort's truth.json keeps its bytes
+        truth["heterogeneity"] = {
+            "sd": sd,
+            "deviations": deviations,
+            "centre_coefficients": {name: centre_coefficients(parameters, name, intercept, deviations[name]) for name in centres},
+            "note": (
+                "deviations: per centre, iid N(0, sd^2) added to the log relative risk of each non-reference level; "
+                "centre_coefficients: the centre's own generating coefficients (Intercept includes its positive_factor); "
+                "the top-level coefficients are the centres' common part (the deviations have mean 0)"
+            ),
+        }
     return SimulatedCohort(frame=frame, truth=truth)
+
+
+def centre_sizes(parameters: dict, scale: float) -> dict[str, int]:
+    """Records per centre at ``scale`` (at least 20 each), in parameter-file order."""
+    return {name: max(_MIN_CENTRE_RECORDS, int(round(spec["records"] * scale))) for name, spec in parameters["centres"].items()}
+
+
+def heterogeneity_sd(parameters: dict) -> float:
+    """The configured SD of the centre deviations (0 when the key is absent: homogeneous).
+
+    Raises:
+        InputError: a negative or non-finite SD.
+    """
+    sd = parameters.get("heterogeneity", {}).get("sd", 0.0)
+    if isinstance(sd, bool) or not isinstance(sd, (int, float)) or not np.isfinite(sd) or sd < 0:
+        raise InputError(f"cohort parameters: heterogeneity.sd = {sd!r}; expected a finite number >= 0 (0 = centres share one set of relative risks)")
+    return float(sd)
+
+
+def deviation_terms() -> list[str]:
+    """The coefficients that get centre deviations: every non-reference level, in the
+    analysis model's term order (``feature[level]``, features in ``FEATURES`` order)."""
+    return [f"{feature}[{level}]" for feature, levels in FEATURE_LEVELS.items() for level in levels[1:]]
+
+
+def centre_deviations(names: list[str], sd: float, seed: int) -> dict[str, dict[str, float]]:
+    """Per centre, δ_c = sd · z_c with z_c ~ N(0, I) of length 21 (:func:`deviation_terms`).
+
+    Centre c draws from ``default_rng((seed, CENTRES.index(c), HETEROGENEITY_STREAM))``,
+    so a centre's deviations do not depend on which other centres the file lists.
+    """
+    terms = deviation_terms()
+    out = {}
+    for name in names:
+        z = np.random.default_rng([seed, CENTRES.index(name), HETEROGENEITY_STREAM]).standard_normal(len(terms))
+        out[name] = {term: float(sd * value) for term, value in zip(terms, z)}
+    return out
+
+
+def centre_coefficients(parameters: dict, name: str, intercept: float, deviations: dict[str, float] | None = None) -> dict[str, float]:
+    """Centre ``name``'s generating coefficients in the analysis model's terms.
+
+    log λ_c(x) = Intercept_c + Σ_f β_c[f, x_f] with Intercept_c = intercept + log
+    positive_factor_c + Σ_f log RR_f[first level] and β_c[f, l] = log RR_f[l] − log
+    RR_f[first] (ethnicity's 0 where ``ethnicity_effect`` is false) + δ_c[f, l].
+
+    Args:
+        intercept: the cohort's solved intercept (``intercept_without_centre_factor``).
+        deviations: the centre's δ (:func:`centre_deviations`); None = no deviations.
+    """
+    spec = parameters["centres"][name]
+    rr = parameters["relative_risk"]
+    coefficients = {"Intercept": intercept + float(np.log(spec["positive_factor"]))}
+    for feature, levels in FEATURE_LEVELS.items():
+        effect = feature != "ethnicity" or spec.get("ethnicity_effect", True)
+        base = float(np.log(rr[feature][levels[0]])) if effect else 0.0
+        coefficients["Intercept"] += base
+        for level in levels[1:]:
+            term = f"{feature}[{level}]"
+            value = float(np.log(rr[feature][level])) - base if effect else 0.0
+            coefficients[term] = value + (deviations[term] if deviations else 0.0)
+    return coefficients
+
+
+def _deviation_term(frame: pd.DataFrame, deviations: dict[str, dict[str, float]]) -> np.ndarray:
+    """(n,) Σ_f δ_c[f, x_f] of every record (0 for first-listed levels)."""
+    total = np.zeros(len(frame))
+    centre = frame[CENTRE_COLUMN].to_numpy()
+    for name, delta in deviations.items():
+        rows = centre == name
+        for feature, levels in FEATURE_LEVELS.items():
+            lookup = {level: delta.get(f"{feature}[{level}]", 0.0) for level in levels}
+            total[rows] += frame.loc[rows, feature].map(lookup).to_numpy(dtype=float)
+    return total
 
 
 def _draw_centre(name: str, spec: dict, n: int, mix: dict[str, float], parameters: dict, rng: np.random.Generator) -> pd.DataFrame:
@@ -152,10 +257,16 @@ def _categorical(rng: np.random.Generator, probabilities: dict[str, float], n: i
 def _exact_composition(n: int, white_british: float, mix: dict[str, float], rng: np.random.Generator) -> np.ndarray:
     """n ethnicity labels with exactly round(white_british · n) White British, the rest
     by largest remainders of ``mix``, in random order."""
+    labels = np.repeat(np.array(["White British", *mix], dtype=object), ethnicity_counts(n, white_british, mix))
+    return rng.permutation(labels)
+
+
+def ethnicity_counts(n: int, white_british: float, mix: dict[str, float]) -> list[int]:
+    """The exact composition of a centre of n records: White British first, then ``mix``'s
+    groups in order (deterministic: only the order of the labels is random)."""
     n_white = int(round(white_british * n))
     counts = _largest_remainder(np.array(list(mix.values())) * (n - n_white), n - n_white)
-    labels = np.repeat(np.array(["White British", *mix], dtype=object), [n_white, *counts])
-    return rng.permutation(labels)
+    return [n_white, *(int(c) for c in counts)]
 
 
 def _largest_remainder(quotas: np.ndarray, total: int) -> np.ndarray:
@@ -166,7 +277,7 @@ def _largest_remainder(quotas: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
-def _centre_minority_mixes(parameters: dict, sizes: dict[str, int]) -> dict[str, dict[str, float]]:
+def centre_minority_mixes(parameters: dict, sizes: dict[str, int]) -> dict[str, dict[str, float]]:
     """Each centre's mix over the non-White-British groups.
 
     mix_c ∝ base · tilt_c; the base is found by fixed-point iteration so that the mix of
