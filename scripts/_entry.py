@@ -99,6 +99,7 @@ def build_job(rule_name: str, wildcards: dict[str, str], configfiles: list[Path]
     # Snakemake is imported here, not at the top: under Snakemake the injected object is used.
     from snakemake.api import SnakemakeApi
     from snakemake.dag import DAG
+    from snakemake.exceptions import UnknownRuleException
     from snakemake.jobs import Job
     from snakemake.script import Snakemake
     from snakemake.settings.enums import Quietness
@@ -115,7 +116,7 @@ def build_job(rule_name: str, wildcards: dict[str, str], configfiles: list[Path]
         workflow.dag_settings = DAGSettings()  # a DAG of the one job, nothing forced or targeted
         try:
             rule = workflow.get_rule(rule_name)
-        except Exception:  # Snakemake raises its UnknownRuleException
+        except UnknownRuleException:
             known = sorted(r.name for r in workflow.rules)
             raise SystemExit(f"{rule_name!r} is not a rule of this workflow; rules: {', '.join(known)}") from None
         missing = sorted(set(rule.wildcard_names) - set(wildcards))
