@@ -37,7 +37,6 @@ skipped clipping κ ≈ 61, μ = ∞.
 
 from __future__ import annotations
 
-import math
 
 import d3p.random as strong_rng
 import jax

@@ -112,3 +112,23 @@ def test_gdp_conversions():
     # (Balle & Wang 2018) is the same formula: check one value independently.
     assert gdp_delta(1.0, 1.0) == pytest.approx(stats.norm.cdf(-0.5) - math.e * stats.norm.cdf(-1.5), rel=1e-12)
     assert gdp_mu(0.01, 0.5, 10) == math.inf and gdp_epsilon(math.inf, 1e-5) == math.inf
+
+
+def test_fit_step_recovers_known_mechanism_parameters_and_bounds_mu():
+    from synthshare.audit.mechanism import fit_step
+
+    rng = np.random.default_rng(11)
+    n, q, kappa, sigma = 40_000, 0.02, 1.0, 1.5
+    drawn = rng.random(n) < q
+    x = drawn * kappa + sigma * rng.standard_normal(n)
+    fit = fit_step(x, drawn, alpha=0.01)
+    assert fit.noise[1] <= sigma <= fit.noise[2]
+    assert fit.shift[1] <= kappa <= fit.shift[2]
+    assert fit.rate[1] <= q <= fit.rate[2]
+    estimate, lower, upper = fit.mu(1000)
+    assert lower <= gdp_mu(sigma / kappa, q, 1000) <= upper and lower < estimate < upper
+    assert fit.normality_pvalue > 1e-3
+    # Twice the shift (clipping at 2C): the interval excludes the stated μ.
+    assert fit_step(x + drawn * kappa, drawn).mu(1000)[1] > gdp_mu(sigma, q, 1000)
+    with pytest.raises(InputError, match="steps with"):
+        fit_step(x[:10], np.zeros(10, bool))

@@ -19,7 +19,8 @@ the Poisson-subsampled Gaussian the accountant analyses,
 :func:`fit_step` estimates the three numbers the privacy depends on, each with a
 confidence interval:
 
-- the noise s = SD of x over steps without the canary (χ² interval, n − 1 d.f.);
+- the noise s = root mean square of x over steps without the canary (their mean is 0
+  under the model; χ² interval with n d.f.);
 - the canary's shift κ = mean of x over steps with it (t interval with s);
 - the rate q = fraction of steps with the canary (Clopper–Pearson).
 
