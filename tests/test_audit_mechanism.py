@@ -47,6 +47,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 
 from synthshare.audit.mechanism import fit_step, gdp_epsilon, gdp_mu
+from synthshare.generator.compilation import compile_for_one_thread
 from synthshare.generator.fit import build_dpvi
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import effective_rate
@@ -172,7 +173,9 @@ def observe(variant: str, broken=None, chains: int = 100, steps: int = 200, seed
     states = jax.tree_util.tree_map(lambda leaf: jnp.broadcast_to(leaf, (chains,) + jnp.shape(leaf)), state)
     states = states._replace(rng_key=keys)
     step = jax.vmap(observed.update, in_axes=(0, None, None, None))
-    run = jax.jit(lambda s: jax.lax.scan(lambda s, _: step(s, codes, outcome, OTHERS + 1), s, None, length=steps)[1])
+    # Compiled as the production fits are (one compile-time thread: many small operations per step).
+    run = compile_for_one_thread(
+        lambda s: jax.lax.scan(lambda s, _: step(s, codes, outcome, OTHERS + 1), s, None, length=steps)[1], states)
     out = np.asarray(run(states), np.float64).reshape(-1, 2)
     return out[:, 0], out[:, 1] > 0.5
 
