@@ -17,8 +17,9 @@ include: "workflow/rules/figures.smk"
 
 rule all:
     input:
-        data_outputs(),
-        rules.collect_ledger.output,
+        rules.data.input,
+        rules.generate.input,
         rules.analysis.input,
-        figure_targets(config),
+        every_run(lambda run: figure_targets(config, run)),
+        sweep_targets(),
     default_target: True

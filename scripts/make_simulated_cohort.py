@@ -1,7 +1,8 @@
 """Rule cohort (source: simulated): draw the UK-Biobank-like cohort and its ground truth.
 
 input.parameters (the cohort-parameter YAML); params.settings (the config's
-``cohort.simulated``: scale, seed); output {cohort, truth, flow}; with heterogeneity, truth.json also holds the
+``cohort.simulated``: scale, seed), params.overrides (what a heterogeneity sweep's
+sub-run replaces in the parameters, ``synthshare.sweep``; recorded in truth.json); output {cohort, truth, flow}; with heterogeneity, truth.json also holds the
 pooled-population estimand (``synthshare.analysis.estimand``). Standalone:
 ``python scripts/make_simulated_cohort.py --configfile config/smoke.yaml cohort``.
 """
@@ -15,17 +16,23 @@ from synthshare.analysis.estimand import estimand_record
 from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.cohort.simulated import load_parameters, simulate_cohort
 from synthshare.runlog import logged_run
+from synthshare.sweep import apply_overrides
 
 
 def main(snakemake) -> None:
     settings, outputs = snakemake.params.settings, snakemake.output
     with logged_run(snakemake.log[0]) as log:
-        parameters = load_parameters(snakemake.input.parameters)
+        overrides = dict(snakemake.params.overrides)
+        parameters = apply_overrides(load_parameters(snakemake.input.parameters), overrides)
+        if overrides:
+            log.info("sweep sub-run: cohort parameters with %s", overrides)
         cohort = simulate_cohort(parameters, scale=settings["scale"], seed=settings["seed"])
         log.info("simulated %d records over %d centres", len(cohort.frame), cohort.frame["assessment_center"].nunique())
         flow = pd.DataFrame({"step": ["simulated records", "records out"], "removed": [0, 0], "remaining": [len(cohort.frame)] * 2})
         write_parquet(cohort.frame, outputs.cohort)
         truth = {"source": "simulated", **cohort.truth}
+        if overrides:
+            truth["parameter_overrides"] = overrides
         if "heterogeneity" in truth:
             # centre-specific relative risks: the coverage target is the pooled population's
             # estimand (issue 16). Homogeneous cohorts keep their truth.json bytes; their

@@ -18,7 +18,8 @@ from synthshare.runlog import logged_run
 def main(snakemake) -> None:
     with logged_run(snakemake.log[0]) as log:
         product = next(p for p in requested_products(snakemake.config) if p.name == snakemake.params.product)
-        inputs = {kind: (list(snakemake.input[kind]) if kind == "elbo" else snakemake.input[kind]) for kind in product.inputs}
+        inputs = {kind: (list(snakemake.input[kind]) if kind in ("elbo", "local") else snakemake.input[kind])
+                  for kind in product.inputs}
         rendered = render_product(product, inputs)
         write_rendered(
             rendered,

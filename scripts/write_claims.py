@@ -1,6 +1,6 @@
 """Rule claims: test every qualitative claim of the paper on this run (claims.csv).
 
-input.ll; params.settings (synthshare.figures.catalogue.claim_settings); output.claims.
+input.ll, input.coverage (the coverage table, simulated cohorts only: empty otherwise); params.settings (synthshare.figures.catalogue.claim_settings); output.claims.
 Standalone: ``python scripts/write_claims.py --configfile config/smoke.yaml claims``.
 """
 
@@ -14,7 +14,8 @@ from synthshare.runlog import logged_run
 
 def main(snakemake) -> None:
     with logged_run(snakemake.log[0]) as log:
-        claims = evaluate_claims(snakemake.input.ll, snakemake.params.settings)
+        coverage = list(snakemake.input.coverage)
+        claims = evaluate_claims(snakemake.input.ll, snakemake.params.settings, coverage[0] if coverage else None)
         write_csv(claims, snakemake.output.claims, float_format="%.6g")
         for row in claims.itertuples():
             log.info("%s: holds=%s value=%s p=%s", row.claim_id, row.holds, row.value, row.pvalue)

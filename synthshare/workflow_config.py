@@ -108,7 +108,27 @@ def check_workflow_config(config: dict, sources: ConfigSources, schema_path: str
         parameters = check_cohort_parameters(checked, cohort_schema_path, sources)
     check_parties(checked, sources, parameters)
     check_cohort_inputs(checked, sources)
+    check_heterogeneity_sweep(checked, sources, parameters)
     return checked
+
+
+def check_heterogeneity_sweep(config: dict, sources: ConfigSources, parameters: dict | None) -> None:
+    """A heterogeneity sweep needs the simulated cohort, and sets its SD itself."""
+    sds = config["heterogeneity"]["sds"]
+    where = sources.source_of(["heterogeneity", "sds"])
+    if not sds:
+        if config["heterogeneity"]["positive_share"] is not None:
+            raise InputError(f"{sources.source_of(['heterogeneity', 'positive_share'])}: heterogeneity.positive_share = "
+                             f"{config['heterogeneity']['positive_share']!r} without heterogeneity.sds; expected null, "
+                             "or the SDs of a sweep (it replaces the share in the sweep's sub-runs only)")
+        return
+    if config["cohort"]["source"] != "simulated":
+        raise InputError(f"{where}: heterogeneity.sds = {sds!r} with cohort.source = {config['cohort']['source']!r}; "
+                         "expected source simulated (only the simulator has centre-specific relative risks) or sds: []")
+    own = float(parameters.get("heterogeneity", {}).get("sd", 0.0)) if parameters else 0.0
+    if own != 0.0:
+        raise InputError(f"{where}: heterogeneity.sds = {sds!r}, but {config['cohort']['simulated']['parameters']} sets "
+                         f"heterogeneity.sd = {own!r}; expected 0 there (the sweep sets the SD of every sub-run)")
 
 
 def check_run_name(run: Any, source: str) -> None:

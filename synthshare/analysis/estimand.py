@@ -119,26 +119,77 @@ def projection(table: np.ndarray, features: tuple[str, ...] = FEATURES) -> dict[
             record > ``SCORE_TOL``).
     """
     design = Design.build(None, features)
-    dropped = tuple(i for i, f in enumerate(FEATURES) if f not in design.features)
-    counts = table.sum(axis=dropped) if dropped else table
-    if not (counts[..., 1].sum() > 0 and counts[..., 0].sum() > 0):
-        raise RuntimeError(f"estimand: the GLM did not fit the population table ({list(features)}): no expected positives")
-    start = np.zeros((1, design.size))
-    start[0, 0] = np.log(counts[..., 1].sum() / counts[..., 0].sum())
-    # one fit: the numpy reference path (the compiled kernel's first call spends ~20 s
-    # compiling); from this start it is solved by Newton to full convergence
-    fit = PoissonBatchSolver(design, kernel="numpy").fit(counts[None], start=start)
-    beta = fit.coef[0]
-    if fit.failed[0] or not fit.present[0].all() or not np.isfinite(beta).all():
-        raise RuntimeError(f"estimand: the GLM did not fit the population table ({list(features)})")
-    effects = design.level_effects(beta)
-    log_mu = beta[0] + sum(e.reshape([-1 if a == i else 1 for a in range(len(effects))]) for i, e in enumerate(effects))
-    residual = counts[..., 1] - counts[..., 0] * np.exp(log_mu)
-    score = np.array([residual.sum()] + [_term_sum(residual, design, t) for t in range(1, design.size)])
-    worst = float(np.abs(score).max() / counts[..., 0].sum())
-    if worst > SCORE_TOL:
-        raise RuntimeError(f"estimand: |score| per record {worst:.2e} > {SCORE_TOL:g} at the GLM's answer ({list(features)})")
-    return {name: float(value) for name, value in zip(design.names, beta)}
+    return dict(zip(design.names, (float(v) for v in projections(np.asarray(table)[None], design)[0])))
+
+
+def projections(tables: np.ndarray, design: Design) -> np.ndarray:
+    """:func:`projection` of a batch of expected tables, in ``design``'s coding.
+
+    Args:
+        tables: (N, 7, 2, 8, 4, 5, 2) expected records and positives.
+        design: features and reference levels of the coefficients (the features it
+            lacks are summed out). The solution does not depend on the reference levels
+            (only its coding does) nor on the tables' totals (the score equations are
+            homogeneous in the counts).
+
+    Returns:
+        (N, P) coefficients in ``design.names`` order.
+
+    Raises:
+        RuntimeError: a table without expected positives, or an answer that does not
+            solve the score equations (|score| per record > ``SCORE_TOL``).
+    """
+    dropped = tuple(1 + i for i, f in enumerate(FEATURES) if f not in design.features)
+    counts = np.asarray(tables, float).sum(axis=dropped) if dropped else np.asarray(tables, float)
+    records, positives = counts[..., 0].reshape(len(counts), -1).sum(1), counts[..., 1].reshape(len(counts), -1).sum(1)
+    if not ((positives > 0) & (records > 0)).all():
+        raise RuntimeError(f"estimand: the GLM did not fit a population table ({list(design.features)}): no expected positives")
+    start = np.zeros((len(counts), design.size))
+    start[:, 0] = np.log(positives / records)
+    # the numpy reference path (the compiled kernel's first call spends ~20 s compiling);
+    # from this start Newton converges fully
+    fit = PoissonBatchSolver(design, kernel="numpy").fit(counts, start=start)
+    beta = fit.coef
+    if fit.failed.any() or not fit.present.all() or not np.isfinite(beta).all():
+        raise RuntimeError(f"estimand: the GLM did not fit a population table ({list(design.features)})")
+    for n in range(len(counts)):
+        effects = design.level_effects(beta[n])
+        log_mu = beta[n, 0] + sum(e.reshape([-1 if a == i else 1 for a in range(len(effects))]) for i, e in enumerate(effects))
+        residual = counts[n, ..., 1] - counts[n, ..., 0] * np.exp(log_mu)
+        score = np.array([residual.sum()] + [_term_sum(residual, design, t) for t in range(1, design.size)])
+        worst = float(np.abs(score).max() / records[n])
+        if worst > SCORE_TOL:
+            raise RuntimeError(f"estimand: |score| per record {worst:.2e} > {SCORE_TOL:g} at the GLM's answer "
+                               f"({list(design.features)}, table {n})")
+    return beta
+
+
+def centre_tables(parameters: dict, truth: dict, centres: list[str]) -> np.ndarray:
+    """(C, 7, 2, 8, 4, 5, 2) each centre's expected table *per record* (records sum to 1)."""
+    tables = np.stack([population_table(parameters, truth, [c]) for c in centres])
+    return tables / tables[..., 0].reshape(len(centres), -1).sum(1).reshape((-1,) + (1,) * (tables.ndim - 1))
+
+
+def mixture_estimands(unit_tables: np.ndarray, weights: np.ndarray, design: Design) -> np.ndarray:
+    """β* of data mixed from several centres' populations, in ``design``'s coding.
+
+    A party's combined data at a step are its local records (its centre's population)
+    plus one synthetic set of each partner, each as large as that partner's data and
+    meant to follow that partner's population; the pooled estimate converges to the
+    projection of that mixture, Σ_c w_c P_c (w_c: records from centre c), not of the
+    whole cohort (``docs/coverage.md``).
+
+    Args:
+        unit_tables: (C, 7, 2, 8, 4, 5, 2) per-record tables (:func:`centre_tables`).
+        weights: (N, C) records from each centre in each of N mixtures.
+        design: the coding (the party's reference levels).
+
+    Returns:
+        (N, P) coefficients.
+    """
+    weights = np.asarray(weights, float)
+    tables = np.tensordot(weights, unit_tables, axes=(1, 0))
+    return projections(tables, design)
 
 
 def population_estimand(parameters: dict, truth: dict, features: tuple[str, ...] = FEATURES,

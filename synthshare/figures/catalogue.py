@@ -3,8 +3,8 @@
 A figure whose inputs are not in the run's grid is not requested, so the workflow's DAG
 follows the config: Fig 3 needs two or more fractions, Fig 4 needs f = 1, Fig 5 needs the
 skew experiment, Fig 6 needs two or more ε values, S1/S2 need ε = 2, the party-count
-figure needs ``uniform.party_counts`` and the coefficient table needs a simulated cohort
-(whose ground truth is known).
+figure needs ``uniform.party_counts`` and the coefficient table and the interval coverage
+need a simulated cohort (whose ground truth is known).
 
 The config is a checked one (``synthshare.config.check_config``: defaults filled in).
 Products are grouped so that one job reads a slice of ``ll.parquet`` once: Fig 1 and its
@@ -27,10 +27,11 @@ TABLES_CATEGORY = "6. Tables behind the figures"
 # ε of the supplementary Figs S1/S2 (method.md: "S1/S2: Figs 1/2 at ε = 2").
 SUPPLEMENT_EPSILON = 2.0
 
-INPUT_KINDS = ("ll", "reference", "coef", "truth", "elbo", "ledger")
+INPUT_KINDS = ("ll", "reference", "coef", "truth", "elbo", "ledger", "intervals", "parameters", "local")
 """What a product may read: the analysis stage's ``ll.parquet``, ``reference.parquet``,
-``coef.parquet``, the data stage's ``truth.json``, every generator fit's ``elbo.csv``
-and the privacy ledger."""
+``coef.parquet``, ``intervals.parquet``, the data stage's ``truth.json``, every generator
+fit's ``elbo.csv``, the privacy ledger, the simulated cohort's parameter file and the
+centres' local data at the reference fraction (sizes and reference levels)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ def requested_products(config: dict) -> list[Product]:
     if config["cohort"]["source"] == "simulated":
         products.append(Product("coef_vs_truth", "Coefficients vs simulated truth", ("coef_vs_truth",), ("coef_vs_truth",), ("coef", "truth"), BEYOND_CATEGORY,
                                 {**base, "epsilon": ref_eps, "fraction": ref_frac}))
+        products.append(Product("coverage", "Interval coverage vs partners added", ("coverage",), ("coverage", "coverage_by_party"),
+                                ("intervals", "truth", "parameters", "local"), BEYOND_CATEGORY,
+                                {**base, "fraction": ref_frac, "orders": int(config["analysis"]["orders"]),
+                                 "order_seed": int(config["analysis"]["order_seed"])}))
     return products
 
 
@@ -131,9 +136,10 @@ def claim_settings(config: dict) -> dict[str, Any]:
     }
 
 
-def figure_targets(config: dict) -> list[str]:
-    """Every file the figures stage writes for this config: PDFs, PNGs, tables, claims.csv."""
-    paths = RunPaths(config["run"])
+def figure_targets(config: dict, run: str | None = None) -> list[str]:
+    """Every file the figures stage writes for this config: PDFs, PNGs, tables, claims.csv
+    (of ``run``: the config's run, or a sub-run of its sweep, ``synthshare.sweep``)."""
+    paths = RunPaths(config["run"] if run is None else run)
     targets: list[str] = []
     for product in requested_products(config):
         for name in product.figures:

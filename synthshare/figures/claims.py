@@ -30,6 +30,11 @@ SATURATION_STEP = 5
 SATURATION_SHARE = 0.8
 """Saturated: by step 5 a party has at least this share of its gain at the last step."""
 
+COVERAGE_LEVEL = 0.95
+"""The nominal level of the study's intervals."""
+COVERAGE_BELOW_SHARE = 0.1
+"""The coverage claims hold if at most this share of slope terms is significantly below nominal."""
+
 COLUMNS = ("claim_id", "claim", "figure", "statistic", "value", "pvalue", "alpha", "holds", "detail")
 
 
@@ -67,6 +72,15 @@ CLAIMS = (
           "share of parties whose combined median is higher at the largest ε than at the smallest; p: one-sided sign test"),
     Claim("all_parties_benefit_at_eps2", "At ε = 2 every party's combined beats local only", "fig_s1",
           "share of parties with combined > local only (one-sided ranked Welch p <= alpha); p: the largest party p-value"),
+    # beyond the paper (issue 16): are the combined intervals right, not just likely?
+    Claim("synthetic_intervals_cover", "Rubin's-rules 95 % intervals from all partners' DP synthetic data cover the "
+          "estimand at the nominal rate", "coverage",
+          "mean over slope terms of the coverage at the last step (reference ε, over parties, seeds and orders); holds "
+          f"if at most {COVERAGE_BELOW_SHARE:.0%} of the terms are significantly below 0.95 (Clopper-Pearson upper "
+          "bound < 0.95); p: none (replicates are not independent)"),
+    Claim("real_intervals_cover", "The yardstick: 95 % intervals from all partners' real data cover the estimand at "
+          "the nominal rate", "coverage",
+          "as above for sharing the partners' real data (one fit, its own HC1 variance)"),
 )
 
 
@@ -247,7 +261,28 @@ def larger_epsilon_helps(ll: Path, s: dict) -> dict[str, Any]:
     return _result(share, pvalue, share > 0.5 and pvalue <= ALPHA, detail)
 
 
+def _intervals_cover(s: dict, source: str) -> dict[str, Any]:
+    """The coverage claims, from the coverage product's table (``tables/coverage.csv``)."""
+    if s.get("coverage_table") is None:
+        return _not_tested("needs a simulated cohort (the coverage figure's estimand)")
+    table = pd.read_csv(s["coverage_table"])
+    rows = table[(table["scenario"] == "centres") & (table["source"] == source) & (table["term"] != "Intercept")]
+    if source == "synthetic":
+        rows = rows[np.isclose(rows["epsilon"], s["epsilon"])]
+    if rows.empty:
+        return _not_tested(f"no {source} intervals at the reference setting")
+    last = rows[rows["step"] == rows["step"].max()]
+    below = int((last["coverage_high"] < COVERAGE_LEVEL).sum())
+    value = float(last["coverage"].mean())
+    detail = (f"step {int(last['step'].iloc[0])}, {len(last)} slope terms: mean coverage {value:.3f} (min "
+              f"{last['coverage'].min():.3f}, {int(last['intervals'].iloc[0])} intervals per term), {below} terms "
+              f"significantly below {COVERAGE_LEVEL}; mean width {last['mean_width'].mean():.3f}")
+    return _result(value, np.nan, below <= COVERAGE_BELOW_SHARE * len(last), detail)
+
+
 EVALUATORS: dict[str, Callable[[Path, dict], dict[str, Any]]] = {
+    "synthetic_intervals_cover": lambda ll, s: _intervals_cover(s, "synthetic"),
+    "real_intervals_cover": lambda ll, s: _intervals_cover(s, "real"),
     "most_parties_benefit": most_parties_benefit,
     "gain_saturates_after_five": gain_saturates_after_five,
     "good_party_peaks_early": good_party_peaks_early,
@@ -262,13 +297,15 @@ EVALUATORS: dict[str, Callable[[Path, dict], dict[str, Any]]] = {
 }
 
 
-def evaluate_claims(ll: str | Path, settings: dict[str, Any]) -> pd.DataFrame:
+def evaluate_claims(ll: str | Path, settings: dict[str, Any], coverage: str | Path | None = None) -> pd.DataFrame:
     """Test every claim of :data:`CLAIMS` on ``ll.parquet``; one row each, in that order.
 
-    ``settings`` is ``catalogue.claim_settings(config)``.
+    ``settings`` is ``catalogue.claim_settings(config)``; ``coverage`` the coverage
+    product's ``tables/coverage.csv`` (simulated cohorts), else the coverage claims are
+    not tested.
     """
     ll = Path(ll)
-    s = {**settings, "epsilon": float(settings["epsilon"]), "fraction": float(settings["fraction"]),
+    s = {**settings, "coverage_table": coverage, "epsilon": float(settings["epsilon"]), "fraction": float(settings["fraction"]),
          "fractions": [float(f) for f in settings["fractions"]], "epsilons": [float(e) for e in settings["epsilons"]],
          "skews": [float(k) for k in settings["skews"]]}
     rows = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from synthshare.figures import beyond, paper
+from synthshare.figures import beyond, coverage, paper
 from synthshare.figures.catalogue import Product
 from synthshare.figures.output import Rendered
 
@@ -24,7 +24,7 @@ _LL_PRODUCTS: dict[str, Callable[..., Rendered]] = {
 
 
 def render_product(product: Product, inputs: Mapping[str, Any]) -> Rendered:
-    """Draw ``product`` from its ``inputs`` (input kind -> path, or list of paths for ``elbo``)."""
+    """Draw ``product`` from its ``inputs`` (input kind -> path, or list of paths for ``elbo`` and ``local``)."""
     missing = [kind for kind in product.inputs if kind not in inputs]
     if missing:
         raise ValueError(f"{product.name}: inputs {missing} not given; it reads {list(product.inputs)}")
@@ -36,4 +36,7 @@ def render_product(product: Product, inputs: Mapping[str, Any]) -> Rendered:
         return beyond.elbo_figure(list(paths), inputs["ledger"], settings, product.name)
     if product.name == "coef_vs_truth":
         return beyond.coefficient_figure(Path(inputs["coef"]), Path(inputs["truth"]), settings, product.name)
+    if product.name == "coverage":
+        return coverage.coverage_figure(inputs["intervals"], inputs["truth"], inputs["parameters"], list(inputs["local"]),
+                                        settings, product.name)
     raise ValueError(f"no drawing function for product {product.name!r}")

@@ -10,9 +10,9 @@ SETS = config["generator"]["synthetic_sets"]
 
 rule analyse_scenario:
     input:
-        local=lambda w: [PATHS.local(w.scenario, w.fraction, p) for p in parties_of(w.scenario)],
+        local=lambda w: [RunPaths(w.run).local(w.scenario, w.fraction, p) for p in parties_of(w.scenario)],
         synthetic=lambda w: [
-            PATHS.generator_file("synthetic", w.scenario, w.epsilon, w.fraction, w.seed, p) for p in parties_of(w.scenario)
+            RunPaths(w.run).generator_file("synthetic", w.scenario, w.epsilon, w.fraction, w.seed, p) for p in parties_of(w.scenario)
         ],
         test=rules.split.output.test,
     output:
@@ -47,7 +47,7 @@ rule analyse_skew:
     input:
         local=[PATHS.skew_local(s) for s in config["skew"]["fractions"]],
         synthetic=lambda w: [
-            PATHS.generator_file("synthetic", "centres", w.epsilon, 1.0, w.seed, p) for p in parties_of("centres")
+            RunPaths(w.run).generator_file("synthetic", "centres", w.epsilon, 1.0, w.seed, p) for p in parties_of("centres")
         ],
         eval=PATHS.skew_eval,
     output:
@@ -101,8 +101,8 @@ rule fit_reference:
 
 rule collect_analysis:
     input:
-        ll=analysis_job_files("ll"),
-        coef=analysis_job_files("coef"),
+        ll=lambda w: analysis_job_files("ll", w.run),
+        coef=lambda w: analysis_job_files("coef", w.run),
     output:
         ll=PATHS.ll,
         coef=PATHS.coef,
@@ -123,5 +123,4 @@ rule collect_analysis:
 rule analysis:
     """Target: the whole analysis stage (snakemake analysis)."""
     input:
-        rules.collect_analysis.output,
-        rules.fit_reference.output,
+        every_run(lambda run: [RunPaths(run).ll, RunPaths(run).coef, RunPaths(run).reference, RunPaths(run).reference_coef]),

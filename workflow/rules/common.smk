@@ -2,6 +2,7 @@
 # Paths come from synthshare.paths.RunPaths (PATHS); the other .smk files only name rules,
 # inputs and outputs.
 
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -10,6 +11,7 @@ from synthshare.figures.catalogue import figure_targets
 from synthshare.grid import centre_fractions, model_settings, parties_of as grid_parties_of, skew_enabled
 from synthshare.naming import uniform_parties
 from synthshare.paths import RunPaths
+from synthshare.sweep import cohort_overrides, run_names, sweep_sds
 from synthshare.workflow_config import ConfigSources, check_workflow_config
 
 
@@ -32,7 +34,12 @@ config.update(
 )
 validate(config, "../schemas/config.schema.yaml")
 
-PATHS = RunPaths(config["run"])
+# Every rule's paths carry the run as the ``run`` wildcard: a heterogeneity sweep
+# (synthshare.sweep) runs the whole pipeline once per sub-run results/<run>/sd<v>/, a
+# plain config has the one run results/<run>/ (the same paths as without the wildcard).
+RUNS = run_names(config)
+SWEEP = bool(sweep_sds(config))
+PATHS = RunPaths("{run}")
 SEEDS = [int(s) for s in config["seeds"]]
 MODEL_SETTINGS = model_settings(config)
 REF_EPSILON = float(config["reference"]["epsilon"])
@@ -41,6 +48,7 @@ SKEW = skew_enabled(config)
 
 
 wildcard_constraints:
+    run="|".join(re.escape(r) for r in RUNS),
     scenario=r"centres|uniform\d+",
     epsilon=r"[0-9.e+-]+",
     fraction=r"[0-9.e+-]+",
@@ -68,34 +76,48 @@ def get_cohort_inputs(wildcards):
     return inputs
 
 
-def generator_files(kind):
-    """One kind of generator file (synthshare.paths.GENERATOR_FILES) of every fit of the run."""
+def report_category(name):
+    """A report category; in a sweep prefixed with the sub-run (a wildcard), so that
+    every level's figures get their own section of the one report."""
+    return f"{{run}}: {name}" if SWEEP else name
+
+
+def generator_files(kind, run):
+    """One kind of generator file (synthshare.paths.GENERATOR_FILES) of every fit of ``run``."""
+    paths = RunPaths(run)
     return [
-        PATHS.generator_file(kind, s.scenario, s.epsilon, s.fraction, seed, party)
+        paths.generator_file(kind, s.scenario, s.epsilon, s.fraction, seed, party)
         for s in MODEL_SETTINGS
         for seed in SEEDS
         for party in parties_of(s.scenario)
     ]
 
 
-def analysis_job_files(name):
-    """``ll`` or ``coef`` of every analysis job of the run (scenario jobs, then skew jobs)."""
-    jobs = [PATHS.analysis_job(s.scenario, s.epsilon, s.fraction, seed, name) for s in MODEL_SETTINGS for seed in SEEDS]
+def analysis_job_files(name, run):
+    """``ll`` or ``coef`` of every analysis job of ``run`` (scenario jobs, then skew jobs)."""
+    paths = RunPaths(run)
+    jobs = [paths.analysis_job(s.scenario, s.epsilon, s.fraction, seed, name) for s in MODEL_SETTINGS for seed in SEEDS]
     if SKEW:
-        jobs += [PATHS.skew_job(REF_EPSILON, seed, name) for seed in SEEDS]
+        jobs += [paths.skew_job(REF_EPSILON, seed, name) for seed in SEEDS]
     return jobs
 
 
-def data_outputs():
-    """Everything the data stage writes for this config."""
-    outputs = [PATHS.centres, PATHS.truth, PATHS.cohort_flow]
-    outputs += [PATHS.local("centres", f, p) for p in parties_of("centres") for f in centre_fractions(config)]
+def data_outputs(run):
+    """Everything the data stage writes for ``run``."""
+    paths = RunPaths(run)
+    outputs = [paths.centres, paths.truth, paths.cohort_flow]
+    outputs += [paths.local("centres", f, p) for p in parties_of("centres") for f in centre_fractions(config)]
     for m in config["uniform"]["party_counts"]:
-        outputs += [PATHS.local(f"uniform{m}", config["uniform"]["fraction"], p) for p in uniform_parties(m)]
+        outputs += [paths.local(f"uniform{m}", config["uniform"]["fraction"], p) for p in uniform_parties(m)]
     if SKEW:
-        outputs += [PATHS.skew_local(s) for s in config["skew"]["fractions"]]
-        outputs.append(PATHS.skew_eval)
+        outputs += [paths.skew_local(s) for s in config["skew"]["fractions"]]
+        outputs.append(paths.skew_eval)
     return outputs
+
+
+def every_run(targets):
+    """``targets(run)`` of every run of the config, concatenated."""
+    return [path for run in RUNS for path in targets(run)]
 
 
 def attempt_scaled(base):

@@ -17,6 +17,8 @@ rule cohort:
         flow=PATHS.cohort_flow,
     params:
         settings=config["cohort"][config["cohort"]["source"]],
+        # a sweep's sub-run replaces the simulated cohort's heterogeneity (synthshare.sweep)
+        overrides=lambda w: cohort_overrides(config, w.run),
         parties=parties_of("centres"),
         test_fraction=config["split"]["test_fraction"],
         test_cutoff=config["cohort"]["ukb_raw"]["test_cutoff"],
@@ -42,7 +44,7 @@ rule split:
         centres=report(
             PATHS.centres,
             caption="../report/centres.rst",
-            category="1. Data",
+            category=report_category("1. Data"),
         ),
     params:
         settings=config["split"],
@@ -127,4 +129,4 @@ rule skewed_party:
 rule data:
     """Target: the whole data stage (snakemake data)."""
     input:
-        data_outputs(),
+        every_run(data_outputs),

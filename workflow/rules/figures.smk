@@ -17,7 +17,10 @@ FIGURE_INPUTS = {
     "coef": PATHS.coef,
     "truth": PATHS.truth,
     "ledger": PATHS.ledger,
-    "elbo": generator_files("elbo"),
+    "elbo": lambda w: generator_files("elbo", w.run),
+    "intervals": PATHS.intervals,
+    "parameters": config["cohort"]["simulated"]["parameters"],
+    "local": [PATHS.local("centres", REF_FRACTION, p) for p in parties_of("centres")],
 }
 
 
@@ -35,14 +38,14 @@ for _product in requested_products(config):
                 f"{name}_png": report(
                     PATHS.figure(name, "png"),
                     caption=f"../report/{name}.rst",
-                    category=_product.category,
+                    category=report_category(_product.category),
                     subcategory=_product.title,
                 )
                 for name in _product.figures
             },
             **{f"{name}_pdf": PATHS.figure(name, "pdf") for name in _product.figures},
             **{
-                f"{name}_table": report(PATHS.table(name), caption="../report/tables.rst", category=TABLES_CATEGORY)
+                f"{name}_table": report(PATHS.table(name), caption="../report/tables.rst", category=report_category(TABLES_CATEGORY))
                 for name in _product.tables
             },
         params:
@@ -64,8 +67,10 @@ rule claims:
     """claims.csv: every qualitative claim of the paper, tested on this run."""
     input:
         ll=PATHS.ll,
+        # the coverage claims read the coverage product's table (simulated cohorts)
+        coverage=[PATHS.table("coverage")] if any(p.name == "coverage" for p in requested_products(config)) else [],
     output:
-        claims=report(PATHS.claims, caption="../report/claims.rst", category=CLAIMS_CATEGORY),
+        claims=report(PATHS.claims, caption="../report/claims.rst", category=report_category(CLAIMS_CATEGORY)),
     params:
         settings=claim_settings(config),
     log:
@@ -77,3 +82,56 @@ rule claims:
         "../envs/synthshare.yaml"
     script:
         "../../scripts/write_claims.py"
+
+
+# The heterogeneity sweep's own products (synthshare.sweep): every level's ll.parquet.
+SWEEP_PATHS = RunPaths(f"{config['run']}/sweep")
+SWEEP_FIGURES = ("heterogeneity_gain", "heterogeneity_steps")
+SWEEP_TABLES = ("heterogeneity_gain", "heterogeneity_claims")
+
+
+def sweep_targets():
+    """Every file of the sweep's products; none without a sweep."""
+    if not SWEEP:
+        return []
+    return [SWEEP_PATHS.figure(n, e) for n in SWEEP_FIGURES for e in ("pdf", "png")] + [
+        SWEEP_PATHS.table(n) for n in SWEEP_TABLES
+    ]
+
+
+if SWEEP:
+
+    rule heterogeneity_sweep:
+        input:
+            ll=[RunPaths(run).ll for run in RUNS],
+        output:
+            **{
+                f"{name}_png": report(
+                    SWEEP_PATHS.figure(name, "png"),
+                    caption=f"../report/{name}.rst",
+                    category="7. Heterogeneity sweep",
+                )
+                for name in SWEEP_FIGURES
+            },
+            **{f"{name}_pdf": SWEEP_PATHS.figure(name, "pdf") for name in SWEEP_FIGURES},
+            **{
+                f"{name}_table": report(SWEEP_PATHS.table(name), caption="../report/tables.rst", category="7. Heterogeneity sweep")
+                for name in SWEEP_TABLES
+            },
+        params:
+            product="heterogeneity",
+            settings={
+                "sds": sweep_sds(config),
+                "parties": parties_of("centres"),
+                "epsilon": REF_EPSILON,
+                "fraction": REF_FRACTION,
+            },
+        log:
+            SWEEP_PATHS.log("heterogeneity_sweep", "figures"),
+        resources:
+            mem_mb=attempt_scaled(4000),
+            runtime=attempt_scaled(20),
+        conda:
+            "../envs/synthshare.yaml"
+        script:
+            "../../scripts/plot_heterogeneity.py"

@@ -16,7 +16,7 @@ for _scenario in sorted({s.scenario for s in MODEL_SETTINGS}):
         name:
             f"fit_generators_{_scenario}"
         input:
-            local=lambda w, scenario=_scenario: [PATHS.local(scenario, w.fraction, p) for p in parties_of(scenario)],
+            local=lambda w, scenario=_scenario: [RunPaths(w.run).local(scenario, w.fraction, p) for p in parties_of(scenario)],
         output:
             **{
                 kind: [
@@ -49,12 +49,12 @@ for _scenario in sorted({s.scenario for s in MODEL_SETTINGS}):
 
 rule collect_ledger:
     input:
-        generator_files("privacy"),
+        lambda w: generator_files("privacy", w.run),
     output:
         ledger=report(
             PATHS.ledger,
             caption="../report/ledger.rst",
-            category="2. Privacy",
+            category=report_category("2. Privacy"),
         ),
     log:
         PATHS.log("collect_ledger", "generate"),
@@ -71,5 +71,4 @@ rule collect_ledger:
 rule generate:
     """Target: the whole generator stage (snakemake generate)."""
     input:
-        rules.collect_ledger.output,
-        generator_files("synthetic"),
+        every_run(lambda run: [RunPaths(run).ledger, *generator_files("synthetic", run)]),

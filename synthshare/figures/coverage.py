@@ -1,0 +1,161 @@
+"""Coverage of the pooled 95 % intervals against the estimand (issue 16; docs/coverage.md).
+
+Every pooled interval of the analysis stage (``analysis/intervals.parquet``: one row per
+party, ε, f, seed, source, order, step and term) is compared with the coefficient its
+estimator converges to: the Kullback–Leibler projection of the *mixture of populations*
+its data come from (``synthshare.analysis.estimand.mixture_estimands``): at step 0 the
+party's own centre, at step j its centre plus the first j partners of the order, each
+weighted by its records (a partner's synthetic set is as large as its data and meant to
+follow its population; real-data sharing uses the same records). For a simulated cohort
+with one set of relative risks this is each centre's own slope coefficients at step 0;
+with centre-specific risks (``heterogeneity``) or omitted centre effects it moves as
+partners are added, and the interval must follow it. Sources: ``synthetic`` (the paper's
+Rubin pooling of DP synthetic data), ``real`` (the yardstick: the partners' real data,
+one fit, its own HC1 variance) and ``local`` (step 0).
+
+Replicates: seeds × orders of a party. They are *not* independent (orders of one seed
+share synthetic sets; every replicate shares the party's local data), so the binomial
+intervals of the table are too narrow for them; they are the exact intervals of the
+proportion had they been independent, and the figure shows no interval on the average.
+The real-data yardstick does not depend on ε or the generator seed, so it is counted once
+(the first ε, the first seed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from synthshare.analysis.coverage import coverage_table
+from synthshare.analysis.estimand import centre_tables, mixture_estimands
+from synthshare.analysis.experiment import random_orders
+from synthshare.analysis.job import order_rng
+from synthshare.cohort.simulated import load_parameters
+from synthshare.figures.boxplots import new_figure
+from synthshare.figures.output import Rendered
+from synthshare.glm.design import Design, most_frequent_levels
+from synthshare.naming import format_number as fmt
+from synthshare.sweep import apply_overrides
+
+LEVEL = 0.95
+"""Nominal coverage of the study's intervals (w̄ ± 1.96 √T)."""
+
+SOURCES = ("synthetic", "real")
+"""Sources of combined-data intervals drawn: the paper's DP synthetic data, and the
+real-data sharing yardstick."""
+
+
+def read_intervals(path: str | Path, scenario: str, fraction: float) -> pd.DataFrame:
+    """The interval rows of one scenario at one fraction (full model): step 0 and the
+    orders' steps (sources ``local``, ``synthetic``, ``real``)."""
+    frame = pq.read_table(path, filters=[("scenario", "=", scenario), ("fraction", "=", float(fraction))]).to_pandas()
+    # the selected partners' model (source "selected") has no order; its coverage is not drawn
+    return frame[frame["source"].isin(("local", *SOURCES))].reset_index(drop=True)
+
+
+def cohort_parameters(parameters_path: str | Path, truth_path: str | Path) -> tuple[dict, dict]:
+    """The parameters a simulated cohort was drawn with (the file plus the sweep's recorded
+    overrides, ``truth.json``'s ``parameter_overrides``) and its truth."""
+    truth = json.loads(Path(truth_path).read_text())
+    parameters = apply_overrides(load_parameters(parameters_path), truth.get("parameter_overrides", {}))
+    return parameters, truth
+
+
+def with_estimands(intervals: pd.DataFrame, local: Mapping[str, pd.DataFrame], parameters: dict, truth: dict,
+                   orders: int, order_seed: int) -> pd.DataFrame:
+    """``intervals`` of the centres' parties with the column ``estimand`` (β* in the party's coding).
+
+    Args:
+        intervals: rows of one scenario ``centres`` at one fraction.
+        local: party -> its local data at that fraction, in the scenario's party order
+            (sizes, reference levels; the order defines the partners' indices).
+        orders, order_seed: the analysis settings (the orders are recomputed exactly as
+            the analysis drew them, ``synthshare.analysis.job.order_rng``).
+    """
+    parties = list(local)
+    unit = centre_tables(parameters, truth, parties)
+    sizes = np.array([len(local[p]) for p in parties], float)
+    parts = []
+    for index, party in enumerate(parties):
+        rows = intervals[intervals["party"] == party]
+        if rows.empty:
+            continue
+        design = Design.build(most_frequent_levels(local[party]))
+        partners = [i for i in range(len(parties)) if i != index]
+        order_table = random_orders(len(partners), orders, order_rng(order_seed, party))
+        keys = rows[["order", "step"]].drop_duplicates().sort_values(["order", "step"]).to_numpy()
+        weights = np.zeros((len(keys), len(parties)))
+        weights[:, index] = sizes[index]
+        for n, (order, step) in enumerate(keys):
+            if step > 0:
+                chosen = [partners[i] for i in order_table[order, :step]]
+                weights[n, chosen] = sizes[chosen]
+        # one projection per distinct mixture (orders repeat sets)
+        unique, inverse = np.unique(weights, axis=0, return_inverse=True)
+        beta = mixture_estimands(unit, unique, design)[inverse.ravel()]
+        lookup = pd.DataFrame(beta, columns=list(design.names))
+        lookup["order"], lookup["step"] = keys[:, 0], keys[:, 1]
+        long = lookup.melt(id_vars=["order", "step"], var_name="term", value_name="estimand")
+        parts.append(rows.merge(long, on=["order", "step", "term"], how="left", validate="many_to_one"))
+    return pd.concat(parts, ignore_index=True) if parts else intervals.assign(estimand=np.nan)
+
+
+def deduplicate_real(frame: pd.DataFrame) -> pd.DataFrame:
+    """Real-data and step-0 rows once per party (they depend on neither ε nor the seed)."""
+    fixed = frame["source"].isin(["real", "local"])
+    first = (frame["epsilon"] == frame["epsilon"].min()) & (frame["seed"] == frame["seed"].min())
+    return frame[~fixed | first]
+
+
+def coverage_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per party, over parties) coverage tables of :func:`synthshare.analysis.coverage.coverage_table`."""
+    frame = deduplicate_real(frame)
+    frame = frame.assign(epsilon=np.where(frame["source"] == "synthetic", frame["epsilon"], np.nan))
+    per_party = coverage_table(frame, ["scenario", "fraction", "source", "epsilon", "party", "step"], LEVEL)
+    overall = coverage_table(frame, ["scenario", "fraction", "source", "epsilon", "step"], LEVEL)
+    return per_party, overall
+
+
+def coverage_figure(intervals_path: str | Path, truth_path: str | Path, parameters_path: str | Path,
+                    local_paths: Sequence[str | Path], settings: dict[str, Any], name: str) -> Rendered:
+    """Coverage (left) and mean width (right) of the pooled 95 % intervals vs the number of
+    partners: one line per ε for combined DP synthetic data, black dashed for real-data
+    sharing, the nominal 0.95 dotted; each point the mean over parties and terms (the
+    intercept left out: its scale differs) of the per-term coverage over seeds × orders."""
+    parties = list(settings["parties"])
+    local = {p: pd.read_parquet(path) for p, path in zip(parties, local_paths, strict=True)}
+    parameters, truth = cohort_parameters(parameters_path, truth_path)
+    intervals = read_intervals(intervals_path, "centres", settings["fraction"])
+    frame = with_estimands(intervals, local, parameters, truth, settings["orders"], settings["order_seed"])
+    per_party, overall = coverage_tables(frame)
+    slopes = per_party[per_party["term"] != "Intercept"]
+    figure, axes = new_figure(10.0, 4.2, 1, 2, sharex=True)
+    cover_ax, width_ax = axes.flat
+    colours = {eps: f"C{i}" for i, eps in enumerate(sorted(slopes.loc[slopes["source"] == "synthetic", "epsilon"].unique()))}
+    for (source, eps), group in slopes.groupby(["source", "epsilon"], dropna=False):
+        if source == "local":
+            continue
+        mean = group.groupby("step")[["coverage", "mean_width"]].mean()
+        local_point = slopes[slopes["source"] == "local"].groupby("step")[["coverage", "mean_width"]].mean()
+        mean = pd.concat([local_point, mean]).sort_index()
+        style = dict(color="black", linestyle="--", label="real data shared") if source == "real" else dict(
+            color=colours[eps], marker="o", markersize=3, label=f"DP synthetic, ε = {fmt(eps)}")
+        cover_ax.plot(mean.index, mean["coverage"], **style)
+        width_ax.plot(mean.index, mean["mean_width"], **style)
+    cover_ax.axhline(LEVEL, color="grey", linestyle=":", linewidth=1, label="nominal 0.95")
+    cover_ax.set_ylim(0, 1.02)
+    cover_ax.set_ylabel("coverage of the 95 % interval")
+    width_ax.set_ylabel("mean interval width (log scale)")
+    width_ax.set_yscale("log")
+    for ax in axes.flat:
+        ax.set_xlabel("partners added (step)")
+        ax.grid(linewidth=0.3, alpha=0.6)
+    cover_ax.legend(fontsize=7, frameon=False, loc="lower left")
+    figure.suptitle(f"Interval coverage against the estimand (centres, f = {fmt(settings['fraction'])}; mean over "
+                    f"{len(parties)} parties and their slope terms)", fontsize=10)
+    return Rendered({name: figure}, {name: overall, f"{name}_by_party": per_party})
