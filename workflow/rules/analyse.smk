@@ -18,6 +18,8 @@ rule analyse_scenario:
     output:
         ll=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "ll"),
         coef=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "coef"),
+        intervals=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "intervals"),
+        selection=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "selection"),
     params:
         scenario=lambda w: w.scenario,
         parties=lambda w: parties_of(w.scenario),
@@ -53,6 +55,8 @@ rule analyse_skew:
     output:
         ll=PATHS.skew_job("{epsilon}", "{seed}", "ll"),
         coef=PATHS.skew_job("{epsilon}", "{seed}", "coef"),
+        intervals=PATHS.skew_job("{epsilon}", "{seed}", "intervals"),
+        selection=PATHS.skew_job("{epsilon}", "{seed}", "selection"),
     params:
         epsilon=lambda w: float(w.epsilon),
         seed=lambda w: int(w.seed),
@@ -103,9 +107,13 @@ rule collect_analysis:
     input:
         ll=analysis_job_files("ll"),
         coef=analysis_job_files("coef"),
+        intervals=analysis_job_files("intervals"),
+        selection=analysis_job_files("selection"),
     output:
         ll=PATHS.ll,
         coef=PATHS.coef,
+        intervals=PATHS.intervals,
+        selection=PATHS.selection,
     log:
         PATHS.log("collect_analysis", "analyse"),
     benchmark:

@@ -79,7 +79,7 @@ def generator_files(kind):
 
 
 def analysis_job_files(name):
-    """``ll`` or ``coef`` of every analysis job of the run (scenario jobs, then skew jobs)."""
+    """One file (synthshare.paths.ANALYSIS_JOB_FILES) of every analysis job of the run (scenario jobs, then skew jobs)."""
     jobs = [PATHS.analysis_job(s.scenario, s.epsilon, s.fraction, seed, name) for s in MODEL_SETTINGS for seed in SEEDS]
     if SKEW:
         jobs += [PATHS.skew_job(REF_EPSILON, seed, name) for seed in SEEDS]
