@@ -114,6 +114,12 @@ def run_scenario(local: Mapping[str, pd.DataFrame], synthetic: Mapping[str, np.n
                  log: logging.Logger | None = None) -> JobTables:
     """Every party of a scenario: local only (both variants), then R orders of the others.
 
+    With ``settings.real_sharing`` also the real-data yardstick (the partners' local
+    frames, ``sharing.real_sharing``; draws from ``draw_rng(..., f"{party}:real")``), with
+    ``settings.selection.enabled`` partner selection (``selection.select_partners``; the
+    split keyed by the selection seed and the party, draws from ``f"{party}:selected"``).
+    Both use their own streams, so the paper's rows do not change with them.
+
     Args:
         local: party -> its local data, in the scenario's party order.
         synthetic: party -> count tables (K, *CELL_SHAPE, 2) of its synthetic sets
@@ -168,7 +174,10 @@ def run_skew(local: Mapping[float, pd.DataFrame], synthetic: Mapping[str, np.nda
         evaluation: the skewed party's evaluation set.
 
     Rows carry ``scenario='skew'``, ``party='skewed'``, ``fraction=1``, ``skew=s``; the
-    orders are the same for every s (one order stream for the skewed party).
+    orders are the same for every s (one order stream for the skewed party). Partner
+    selection runs here too (with ``settings.selection.enabled``; split and draws keyed by
+    ``skewed:<s>``); the real-data yardstick does not: the job holds only the centres'
+    synthetic data, not their real records (``settings.real_sharing`` is ignored here).
     """
     sources = dict(sources or {})
     centres = list(synthetic)

@@ -2,11 +2,15 @@
 # rules over the K synthetic sets, Monte Carlo test log-likelihoods (synthshare.analysis).
 # One job per (scenario, ε, f, seed) for every party of the scenario, one per seed for
 # the skewed party, one full-population reference, and a collector for the figures.
+# Each job also writes intervals.parquet (Rubin's pieces of every step and order, and
+# of the real-data yardstick) and selection.parquet (partner selection's rounds), issue 16.
 
 from synthshare.analysis.resources import runtime_minutes as analysis_minutes
 
 ORDERS = config["analysis"]["orders"]
 SETS = config["generator"]["synthetic_sets"]
+REAL_SHARING = config["analysis"]["real_sharing"]
+SELECTION = config["analysis"]["selection"]["enabled"]
 
 rule analyse_scenario:
     input:
@@ -37,7 +41,7 @@ rule analyse_scenario:
         mem_mb=attempt_scaled(3000),
         # every party receives the other P - 1 parties' synthetic data
         runtime=lambda w, attempt: analysis_minutes(
-            len(parties_of(w.scenario)), len(parties_of(w.scenario)) - 1, ORDERS, SETS, attempt
+            len(parties_of(w.scenario)), len(parties_of(w.scenario)) - 1, ORDERS, SETS, attempt, REAL_SHARING, SELECTION
         ),
     conda:
         "../envs/synthshare.yaml"
@@ -70,9 +74,9 @@ rule analyse_skew:
     threads: 1
     resources:
         mem_mb=attempt_scaled(3000),
-        # one skewed party per skew fraction, receiving every centre's synthetic data
+        # one skewed party per skew fraction, receiving every centre's synthetic data (no real yardstick)
         runtime=lambda w, attempt: analysis_minutes(
-            len(config["skew"]["fractions"]), len(parties_of("centres")), ORDERS, SETS, attempt
+            len(config["skew"]["fractions"]), len(parties_of("centres")), ORDERS, SETS, attempt, False, SELECTION
         ),
     conda:
         "../envs/synthshare.yaml"
