@@ -2,7 +2,7 @@
 
 input.local / input.synthetic (lists in params.parties order), input.test;
 params {scenario, parties, epsilon, fraction, seed, settings (the config's ``analysis``)};
-output {ll, coef}. Standalone: ``python scripts/analyse_scenario.py --configfile
+output {ll, coef, intervals, selection}. Standalone: ``python scripts/analyse_scenario.py --configfile
 config/smoke.yaml analyse_scenario scenario=centres epsilon=1 fraction=0.5 seed=123``.
 """
 
@@ -12,7 +12,7 @@ from _entry import job_from_command_line  # isort: skip
 from synthshare.analysis.inputs import read_records, read_set_counts
 from synthshare.analysis.job import JobKey, run_scenario
 from synthshare.analysis.settings import AnalysisSettings
-from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA, write_table
+from synthshare.analysis.tables import COEF_SCHEMA, INTERVALS_SCHEMA, LL_SCHEMA, SELECTION_SCHEMA, write_table
 from synthshare.runlog import logged_run
 
 
@@ -31,6 +31,8 @@ def main(snakemake) -> None:
                            sources=sources, log=log)
         write_table(job.ll, LL_SCHEMA, outputs.ll)
         write_table(job.coef, COEF_SCHEMA, outputs.coef)
+        write_table(job.intervals, INTERVALS_SCHEMA, outputs.intervals)
+        write_table(job.selection, SELECTION_SCHEMA, outputs.selection)
         log.info("wrote %d log-likelihood rows to %s", sum(t.num_rows for t in job.ll), outputs.ll)
 
 

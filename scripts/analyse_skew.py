@@ -3,7 +3,7 @@
 input.local (the skewed party's frames in params.skews order), input.synthetic (every
 centre's synthetic.parquet at f = 1 and this ε, in params.centres order), input.eval
 (South Asian records of test half B); params {epsilon, seed, skews, centres, settings
-(the config's ``analysis``)}; output {ll, coef}. Standalone: ``python
+(the config's ``analysis``)}; output {ll, coef, intervals, selection}. Standalone: ``python
 scripts/analyse_skew.py --configfile config/smoke.yaml analyse_skew epsilon=1 seed=123``.
 """
 
@@ -13,7 +13,7 @@ from _entry import job_from_command_line  # isort: skip
 from synthshare.analysis.inputs import read_records, read_set_counts
 from synthshare.analysis.job import run_skew
 from synthshare.analysis.settings import AnalysisSettings
-from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA, write_table
+from synthshare.analysis.tables import COEF_SCHEMA, INTERVALS_SCHEMA, LL_SCHEMA, SELECTION_SCHEMA, write_table
 from synthshare.runlog import logged_run
 
 
@@ -33,6 +33,8 @@ def main(snakemake) -> None:
                        AnalysisSettings.from_config(params.settings), sources=sources, log=log)
         write_table(job.ll, LL_SCHEMA, outputs.ll)
         write_table(job.coef, COEF_SCHEMA, outputs.coef)
+        write_table(job.intervals, INTERVALS_SCHEMA, outputs.intervals)
+        write_table(job.selection, SELECTION_SCHEMA, outputs.selection)
         log.info("wrote %d log-likelihood rows to %s", sum(t.num_rows for t in job.ll), outputs.ll)
 
 

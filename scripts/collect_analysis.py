@@ -1,13 +1,14 @@
-"""Rule collect_analysis: stack every job's ll.parquet and coef.parquet (streaming, bounded memory).
+"""Rule collect_analysis: stack every job's ll, coef, intervals and selection files (streaming, bounded memory).
 
-input.ll and input.coef (lists, same job order); output.ll and output.coef.
+input.ll, input.coef, input.intervals, input.selection (lists, same job order); output
+likewise.
 Standalone: ``python scripts/collect_analysis.py --configfile config/smoke.yaml collect_analysis``.
 """
 
 # First: pins the job's native thread pools (OpenMP, BLAS, XLA) before numpy/jax load.
 from _entry import job_from_command_line  # isort: skip
 
-from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA, stack_files
+from synthshare.analysis.tables import COEF_SCHEMA, INTERVALS_SCHEMA, LL_SCHEMA, SELECTION_SCHEMA, stack_files
 from synthshare.runlog import logged_run
 
 
@@ -18,6 +19,9 @@ def main(snakemake) -> None:
         log.info("stacked %d files, %d log-likelihood rows into %s", len(inputs.ll), rows, outputs.ll)
         rows = stack_files(inputs.coef, COEF_SCHEMA, outputs.coef)
         log.info("stacked %d coefficient rows into %s", rows, outputs.coef)
+        for name, schema in (("intervals", INTERVALS_SCHEMA), ("selection", SELECTION_SCHEMA)):
+            rows = stack_files(getattr(inputs, name), schema, getattr(outputs, name))
+            log.info("stacked %d %s rows into %s", rows, name, getattr(outputs, name))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ Layout (``docs/architecture.md`` has the file contracts)::
     generator/   <scenario>/eps<ε>/f<f>/seed<s>/<party>/{synthetic.parquet, params.npz,
                  elbo.csv, privacy.json}
     privacy/     ledger.csv
-    analysis/    <scenario>/eps<ε>/f<f>/seed<s>/{ll,coef}.parquet,
-                 skew/eps<ε>/seed<s>/{ll,coef}.parquet, ll.parquet, coef.parquet,
+    analysis/    <scenario>/eps<ε>/f<f>/seed<s>/{ll,coef,intervals,selection}.parquet,
+                 skew/eps<ε>/seed<s>/{ll,coef,intervals,selection}.parquet, ll.parquet,
+                 coef.parquet, intervals.parquet, selection.parquet,
                  reference.parquet, reference_coef.parquet
     figures/     <name>.{pdf,png};  tables/<name>.csv;  claims.csv;  report.html
     logs/, benchmarks/   one file per job
@@ -35,6 +36,11 @@ GENERATOR_FILES = {
 }
 """What one generator fit writes, by kind: K synthetic sets, the variational
 parameters, the ELBO trace and the privacy record."""
+
+
+ANALYSIS_JOB_FILES = ("ll", "coef", "intervals", "selection")
+"""What one analysis job writes (``tables``: ``LL_SCHEMA``, ``COEF_SCHEMA``,
+``INTERVALS_SCHEMA``, ``SELECTION_SCHEMA``), as names of ``<name>.parquet``."""
 
 
 def _value(value: float | int | str) -> str:
@@ -111,11 +117,11 @@ class RunPaths:
 
     # Analysis stage.
     def analysis_job(self, scenario: str, epsilon: float | str, fraction: float | str, seed: int | str, name: str) -> str:
-        """``ll.parquet`` or ``coef.parquet`` (``name`` = ``ll`` | ``coef``) of a scenario job."""
+        """``<name>.parquet`` of a scenario job, ``name`` one of :data:`ANALYSIS_JOB_FILES`."""
         return f"{self.root}/analysis/{scenario}/eps{_value(epsilon)}/f{_value(fraction)}/seed{seed}/{name}.parquet"
 
     def skew_job(self, epsilon: float | str, seed: int | str, name: str) -> str:
-        """``ll.parquet`` or ``coef.parquet`` of a skewed-party job."""
+        """``<name>.parquet`` of a skewed-party job, ``name`` one of :data:`ANALYSIS_JOB_FILES`."""
         return f"{self.root}/analysis/skew/eps{_value(epsilon)}/seed{seed}/{name}.parquet"
 
     @property
@@ -127,6 +133,16 @@ class RunPaths:
     def coef(self) -> str:
         """Every job's pooled coefficients, stacked."""
         return f"{self.root}/analysis/coef.parquet"
+
+    @property
+    def intervals(self) -> str:
+        """Every job's Rubin pieces per order and step (``tables.INTERVALS_SCHEMA``), stacked."""
+        return f"{self.root}/analysis/intervals.parquet"
+
+    @property
+    def selection(self) -> str:
+        """Every job's partner-selection rounds (``tables.SELECTION_SCHEMA``), stacked."""
+        return f"{self.root}/analysis/selection.parquet"
 
     @property
     def reference(self) -> str:

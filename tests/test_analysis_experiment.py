@@ -13,7 +13,7 @@ from synthshare.glm.design import most_frequent_levels
 from synthshare.analysis.experiment import PartyExperiment, random_orders
 from tests.oracle import statsmodels_party_experiment
 from synthshare.analysis.job import JobKey, run_scenario
-from synthshare.analysis.settings import AnalysisSettings
+from synthshare.analysis.settings import AnalysisSettings, SelectionSettings
 from synthshare.analysis.tables import LL_SCHEMA
 from tests.test_glm_fit import random_frame
 
@@ -65,7 +65,8 @@ def test_scenario_tables_layout_and_determinism(toy):
     parties = ["A", "B", "C"]
     frames = {"A": local, "B": random_frame(np.random.default_rng(3), 200), "C": random_frame(np.random.default_rng(4), 180)}
     synth = {p: counts[i] for i, p in enumerate(parties)}
-    settings = AnalysisSettings(orders=2, order_seed=15, draws=5, draw_seed=16)
+    settings = AnalysisSettings(orders=2, order_seed=15, draws=5, draw_seed=16, real_sharing=False,
+                                selection=SelectionSettings(False, 0.5, 17))
     a = run_scenario(frames, synth, test, JobKey("centres", 1.0, 0.1, 123), settings)
     b = run_scenario(frames, synth, test, JobKey("centres", 1.0, 0.1, 123), settings)
     c = run_scenario(frames, synth, test, JobKey("centres", 1.0, 0.1, 124), settings)
@@ -90,7 +91,8 @@ def test_unequal_numbers_of_synthetic_sets_are_an_error(toy):
 
     with pytest.raises(InputError, match=r"b\.parquet: 2 synthetic sets; expected 3 like a\.parquet"):
         run_scenario({"A": local, "B": local}, {"A": counts[0], "B": counts[1][:2]}, test, JobKey("centres", 1.0, 0.1, 1),
-                     AnalysisSettings(orders=1, order_seed=1, draws=2, draw_seed=1),
+                     AnalysisSettings(orders=1, order_seed=1, draws=2, draw_seed=1, real_sharing=False,
+                                      selection=SelectionSettings(False, 0.5, 1)),
                      sources={"synthetic:A": "a.parquet", "synthetic:B": "b.parquet"})
 
 

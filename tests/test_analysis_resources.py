@@ -14,3 +14,11 @@ def test_request_covers_the_assumed_throughput_twice_and_doubles_per_retry():
     assert first * 60 >= 2 * fits / FITS_PER_SECOND
     assert runtime_minutes(16, 15, 100, 100, attempt=2) == 2 * first
     assert runtime_minutes(2, 1, 3, 4) == MINIMUM_MINUTES
+
+
+def test_issue_16_additions_count_at_their_worst_case():
+    base = analysis_fits(16, 15, 20, 50)
+    assert analysis_fits(16, 15, 20, 50, real=True) == base + 16 * (20 * 15 + 1)
+    # every candidate of every round: (15 + 14 + ... + 1) x K, the two single fits and the final K
+    assert analysis_fits(16, 15, 20, 50, selection=True) == base + 16 * (50 * 120 + 2 + 50)
+    assert runtime_minutes(16, 15, 20, 50, real=True, selection=True) >= runtime_minutes(16, 15, 20, 50)

@@ -12,8 +12,9 @@ import pytest
 
 from synthshare.glm import fit_poisson
 from synthshare.glm.design import most_frequent_levels
-from synthshare.analysis.tables import LL_SCHEMA, stack_files, write_table
+from synthshare.analysis.tables import INTERVALS_SCHEMA, LL_SCHEMA, SELECTION_SCHEMA, stack_files, write_table
 from synthshare.errors import InputError
+from synthshare.paths import ANALYSIS_JOB_FILES
 from tests.script_jobs import load_script, script_job
 from tests.test_glm_fit import random_frame
 
@@ -70,16 +71,30 @@ def _scenario_job(root, paths, parties, tmp_path, orders, draws, local=None):
         input={"local": [local[p] for p in parties], "synthetic": [root / f"synthetic_{p}.parquet" for p in parties],
                "test": paths["test"]},
         params={"scenario": "centres", "parties": list(parties), "epsilon": 1.0, "fraction": 0.1, "seed": 123,
-                "settings": {"orders": orders, "order_seed": 15, "draws": draws, "draw_seed": 16}},
-        output={"ll": tmp_path / "ll.parquet", "coef": tmp_path / "coef.parquet"}, log=tmp_path / "log.txt")
+                "settings": {"orders": orders, "order_seed": 15, "draws": draws, "draw_seed": 16, "real_sharing": True,
+                             "selection": {"enabled": True, "heldout_fraction": 0.5, "seed": 17}}},
+        output={name: tmp_path / f"{name}.parquet" for name in ANALYSIS_JOB_FILES}, log=tmp_path / "log.txt")
 
 
 def test_analyse_scenario_script_main(job_files, tmp_path):
     root, paths = job_files
     load_script("analyse_scenario").main(_scenario_job(root, paths, "ABC", tmp_path, orders=2, draws=4))
     ll = pd.read_parquet(tmp_path / "ll.parquet")
-    assert len(ll) == 3 * (2 * 4 + 2 * 2 * 4)
+    # per party: 2 variants x S at step 0, R x (M − 1) x S synthetic and as many real, S selected
+    assert len(ll) == 3 * (2 * 4 + 2 * 2 * 4 * 2 + 4)
     assert np.isfinite(ll["ll"]).all()
+    intervals = pd.read_parquet(tmp_path / "intervals.parquet")
+    assert list(intervals.columns) == INTERVALS_SCHEMA.names and set(intervals["source"]) == {"local", "synthetic", "real", "selected"}
+    selection = pd.read_parquet(tmp_path / "selection.parquet")
+    assert list(selection.columns) == SELECTION_SCHEMA.names and set(selection["party"]) <= set("ABC")
+    # the collector stacks every job's files, the new tables too
+    outputs = {name: tmp_path / "run" / f"{name}.parquet" for name in ANALYSIS_JOB_FILES}
+    inputs = {name: [tmp_path / f"{name}.parquet"] * 2 for name in ANALYSIS_JOB_FILES}
+    load_script("collect_analysis").main(script_job(inputs, {}, outputs, tmp_path / "collect.txt"))
+    for name in ANALYSIS_JOB_FILES:
+        stacked = pd.read_parquet(outputs[name])
+        once = pd.read_parquet(tmp_path / f"{name}.parquet")
+        pd.testing.assert_frame_equal(stacked, pd.concat([once, once], ignore_index=True))
 
 
 def test_analyse_scenario_script_reports_bad_input_in_one_line(job_files, tmp_path, capfd):

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from synthshare.analysis.tables import COEF_SCHEMA, LL_SCHEMA
+from synthshare.analysis.tables import COEF_SCHEMA, INTERVALS_SCHEMA, LL_SCHEMA, SELECTION_SCHEMA
 from tests.conftest import copy_workflow, run_cut_smoke
 
 SNAKEFILE = '''
@@ -70,12 +70,17 @@ def test_smoke_workflow_writes_the_tidy_tables(smoke_run):
     orders = config["analysis"]["orders"]
     centres = frame[frame["scenario"] == "centres"]
     parties = config["parties"]
-    # one (ε, f) per setting x seed; per party: 2 variants x S at step 0, R x (M−1) x S after
+    # one (ε, f) per setting x seed; per party: 2 variants x S at step 0, R x (M−1) x S after,
+    # as many for the real-data yardstick, S for the selected partners
     settings = centres.groupby(["epsilon", "fraction", "seed"]).ngroups
-    assert len(centres) == settings * len(parties) * (2 * draws + orders * (len(parties) - 1) * draws)
+    paper = centres[centres["variant"].isin(["full", "no_ethnicity"])]
+    assert len(paper) == settings * len(parties) * (2 * draws + orders * (len(parties) - 1) * draws)
+    assert (centres["variant"] == "real").sum() == settings * len(parties) * orders * (len(parties) - 1) * draws
+    assert (centres["variant"] == "selected").sum() == settings * len(parties) * draws
     assert (centres.loc[centres["step"] == 0, "order"] == -1).all()
     assert centres["step"].max() == len(parties) - 1
     skew = frame[frame["scenario"] == "skew"]
+    assert set(skew["variant"]) == {"full", "no_ethnicity", "selected"}  # no real partner data in the skew job
     assert sorted(skew["skew"].unique()) == sorted(config["skew"]["fractions"])
     assert skew["step"].max() == len(parties) and (skew["party"] == "skewed").all() and (skew["fraction"] == 1.0).all()
     assert set(frame["scenario"]) == {"centres", "skew"} | {f"uniform{m}" for m in config["uniform"]["party_counts"]}
@@ -91,5 +96,11 @@ def test_smoke_workflow_reference_and_coefficients(smoke_run):
     coef = pd.read_parquet(analysis / "coef.parquet")
     assert list(coef.columns) == COEF_SCHEMA.names
     assert {"Intercept"} <= set(coef["term"]) and set(coef["variant"]) == {"full", "no_ethnicity"}
+    intervals = pd.read_parquet(analysis / "intervals.parquet")
+    assert list(intervals.columns) == INTERVALS_SCHEMA.names
+    assert set(intervals["source"]) == {"local", "synthetic", "real", "selected"}
+    assert set(intervals.loc[intervals["scenario"] == "skew", "source"]) == {"local", "synthetic", "selected"}
+    selection = pd.read_parquet(analysis / "selection.parquet")
+    assert list(selection.columns) == SELECTION_SCHEMA.names and set(selection["scenario"]) == set(intervals["scenario"])
     logs = list((smoke_run / "results/smoke/logs/analyse").glob("centres_*.log"))
     assert logs and all("fits=" in log.read_text() for log in logs)

@@ -7,5 +7,7 @@ on the test set (``scoring``). ``settings`` holds the stage's parameters
 (:class:`AnalysisSettings`), ``inputs`` reads the stage's files, ``job`` runs one
 workflow job end to end and ``tables`` writes its tidy results. On the simulated cohort,
 ``estimand`` gives the analysis model's population-level coefficients (the target of an
-interval) and ``coverage`` the intervals' coverage of them (issue 16, docs/coverage.md).
+interval) and ``coverage`` the intervals' coverage of them (issue 16, docs/coverage.md);
+``sharing`` fits the real-data-sharing yardstick and ``selection`` chooses partners with
+the party's local data alone (issue 16).
 """

@@ -21,13 +21,14 @@ order), so results do not depend on batching.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from synthshare.glm.cells import drop_features
 from synthshare.glm.design import Design
 from synthshare.glm.irls import BatchFit, PoissonBatchSolver
-from synthshare.analysis.rubin import Pooled, pool_rubin
+from synthshare.analysis.rubin import POOLED_FIELDS, Pooled, pool_rubin
 from synthshare.analysis.scoring import EvaluationSet, draw_coefficients
 from synthshare.variables import FEATURES
 
@@ -44,7 +45,7 @@ def _without_model(ll: np.ndarray, pooled: Pooled) -> np.ndarray:
     return np.where(pooled.present[..., :1], ll, np.nan)
 
 
-def _warm_starts(batch: BatchFit, rows: np.ndarray) -> np.ndarray:
+def warm_starts(batch: BatchFit, rows: np.ndarray) -> np.ndarray:
     """(K, P) warm starts from the given fits of a batch (K rows; a single fit may be
     repeated for every k).
 
@@ -54,6 +55,31 @@ def _warm_starts(batch: BatchFit, rows: np.ndarray) -> np.ndarray:
     usable = ~batch.failed[rows] & ~batch.rank_deficient[rows] & batch.converged[rows]
     keep = usable[:, None] & ~batch.zero_positive[rows]
     return np.where(keep, batch.coef[rows], np.nan)
+
+
+def pooled_row(pooled: Pooled, index) -> Pooled:
+    """One entry of a batch of pooled models (every field indexed alike)."""
+    return Pooled(**{name: getattr(pooled, name)[index] for name in POOLED_FIELDS})
+
+
+def by_order(pooled_by_set: dict[frozenset, Pooled], orders: np.ndarray, size: int) -> Pooled:
+    """The pooled model of every step of every order, looked up by the set of first-j parties.
+
+    Args:
+        pooled_by_set: frozenset of party indices -> :class:`Pooled` of arrays (P,).
+        orders: (R, O) permutations.
+        size: P, for the empty case.
+
+    Returns:
+        :class:`Pooled` of arrays (R, O, P); step j of order r at ``[r, j − 1]``.
+    """
+    R, O = orders.shape
+    if R == 0 or O == 0:
+        empty = {name: np.zeros((R, O, size), bool if name in ("present", "fallback") else
+                                np.int64 if name == "count" else np.float64) for name in POOLED_FIELDS}
+        return Pooled(**empty)
+    rows = [[pooled_by_set[frozenset(order[: j + 1].tolist())] for j in range(O)] for order in orders]
+    return Pooled(**{name: np.array([[getattr(p, name) for p in row] for row in rows]) for name in POOLED_FIELDS})
 
 
 def random_orders(others: int, orders: int, rng: np.random.Generator) -> np.ndarray:
@@ -99,6 +125,14 @@ class PartyResult:
         last_mean: (R, P) pooled coefficients of the last step in every order (the
             same data in every order, so equal up to rounding: a check).
         design: the full model's design (reference levels of the party).
+        steps: Rubin's pieces of every step of every order, a :class:`Pooled` of
+            arrays (R, O, P): step j of order r at ``[r, j − 1]`` (w̄, T after the
+            fallback, b, v̄, K_t, fallback; the models ``combined`` scores).
+        real, real_steps: the real-data-sharing yardstick (``synthshare.analysis.sharing``),
+            (R, O, S) log-likelihoods and a :class:`Pooled` (R, O, P) of single fits
+            (K_t = 1, b = 0: T = v̄ = the HC1 variance); None when not run.
+        selection: partner selection with local data alone
+            (``synthshare.analysis.selection.Selection``); None when not run.
     """
 
     design: Design
@@ -111,7 +145,11 @@ class PartyResult:
     var_last: np.ndarray | None
     present_last: np.ndarray | None
     last_mean: np.ndarray
+    steps: Pooled | None = None
     summary: FitSummary = field(default_factory=FitSummary)
+    real: np.ndarray | None = None
+    real_steps: Pooled | None = None
+    selection: Any = None
 
 
 class PartyExperiment:
@@ -160,21 +198,20 @@ class PartyExperiment:
             raise ValueError(f"orders of shape {orders.shape}; expected permutations of 0..{others - 1}")
         local, coef_local, var_local, present_local, local_fits = self._fit_local(local_counts, design, summary, draw_rng)
         pooled_by_set = self._pool_prefixes(local_counts, synthetic_counts, orders, design, local_fits, summary)
-        evaluation = self._evaluation(design)
+        evaluation = self.evaluation(design)
+        steps = by_order(pooled_by_set, orders, design.size)
         combined = np.empty((orders.shape[0], others, self.draws))
-        last_mean = np.empty((orders.shape[0], design.size))
-        for r, order in enumerate(orders):
-            steps = [pooled_by_set[frozenset(order[: j + 1].tolist())] for j in range(others)]
-            mean, var, present = (np.stack(part) for part in zip(*steps))
-            coef = draw_coefficients(mean, var, present, self.draws, draw_rng)
-            combined[r] = np.where(present[:, :1], evaluation.loglik(coef), np.nan)
-            last_mean[r] = mean[-1]
+        for r in range(orders.shape[0]):
+            coef = draw_coefficients(steps.mean[r], steps.var[r], steps.present[r], self.draws, draw_rng)
+            combined[r] = np.where(steps.present[r, :, :1], evaluation.loglik(coef), np.nan)
+        last_mean = steps.mean[:, -1] if others else np.empty((orders.shape[0], design.size))
         if orders.shape[0]:
-            coef_last, var_last, present_last = pooled_by_set[frozenset(range(others))]
+            last = pooled_by_set[frozenset(range(others))]
+            coef_last, var_last, present_last = last.mean, last.var, last.present
         else:
             coef_last = var_last = present_last = None
         return PartyResult(design, local, combined, coef_local, var_local, present_local,
-                           coef_last, var_last, present_last, last_mean, summary)
+                           coef_last, var_last, present_last, last_mean, steps, summary)
 
     def _fit_local(self, local_counts: np.ndarray, design: Design, summary: FitSummary, draw_rng: np.random.Generator):
         """Step 0 ("local only") of every variant: fit, draw S coefficients, score.
@@ -187,24 +224,24 @@ class PartyExperiment:
         for variant in self.variants:
             variant_design = design if variant == "full" else design.without("ethnicity")
             table = local_counts if variant == "full" else drop_features(local_counts, FEATURES, variant_design.features)
-            batch = self._solver(variant_design).fit(table[None])
+            batch = self.solver(variant_design).fit(table[None])
             if variant == "full":
                 full_fit = batch
             summary.add(batch)
             # a single fit: Rubin's rules with K = 1 reduce to its own coefficients and variances
             pooled = pool_rubin(batch.coef[:, None], batch.var[:, None], batch.present[:, None])
             coef = draw_coefficients(pooled.mean, pooled.var, pooled.present, self.draws, draw_rng)
-            local[variant] = _without_model(self._evaluation(variant_design).loglik(coef), pooled)[0]
+            local[variant] = _without_model(self.evaluation(variant_design).loglik(coef), pooled)[0]
             coef_local[variant], var_local[variant], present_local[variant] = batch.coef[0], batch.var[0], batch.present[0]
         if full_fit is None:
-            full_fit = self._solver(design).fit(local_counts.astype(np.int32)[None])
+            full_fit = self.solver(design).fit(local_counts.astype(np.int32)[None])
         return local, coef_local, var_local, present_local, full_fit
 
     def _pool_prefixes(self, local_counts: np.ndarray, synthetic_counts: np.ndarray, orders: np.ndarray,
-                       design: Design, local_fit: BatchFit, summary: FitSummary) -> dict[frozenset, tuple]:
+                       design: Design, local_fit: BatchFit, summary: FitSummary) -> dict[frozenset, Pooled]:
         """The pooled model of every distinct set of first-j parties of the orders (j ≥ 1).
 
-        Returns frozenset of party indices -> (mean (P,), var (P,), present (P,)). The
+        Returns frozenset of party indices -> :class:`Pooled` of arrays (P,). The
         speed-ups live here, none changes a number:
 
         - step j's data depend on the *set* of the first j parties, not on their order,
@@ -217,11 +254,11 @@ class PartyExperiment:
           combined tables kept as running sums.
         """
         others, sets = synthetic_counts.shape[:2]
-        solver = self._solver(design)
+        solver = self.solver(design)
         local_table = local_counts.astype(np.int32)
         P = design.size
-        pooled_by_set: dict[frozenset, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        starts_by_set: dict[frozenset, np.ndarray] = {frozenset(): _warm_starts(local_fit, np.zeros(sets, np.intp))}
+        pooled_by_set: dict[frozenset, Pooled] = {}
+        starts_by_set: dict[frozenset, np.ndarray] = {frozenset(): warm_starts(local_fit, np.zeros(sets, np.intp))}
         group = max(1, _FITS_PER_CALL // max(1, sets))
         for first in range(0, orders.shape[0], group):
             block = orders[first : first + group]
@@ -243,16 +280,18 @@ class PartyExperiment:
                                     batch.present.reshape(len(keys), sets, P))
                 summary.add_pooled(pooled)
                 for i, key in enumerate(keys):
-                    pooled_by_set[key] = (pooled.mean[i], pooled.var[i], pooled.present[i])
-                    starts_by_set[key] = _warm_starts(batch, np.arange(i * sets, (i + 1) * sets))
+                    pooled_by_set[key] = pooled_row(pooled, i)
+                    starts_by_set[key] = warm_starts(batch, np.arange(i * sets, (i + 1) * sets))
         return pooled_by_set
 
-    def _solver(self, design: Design) -> PoissonBatchSolver:
+    def solver(self, design: Design) -> PoissonBatchSolver:
+        """The batched GLM solver of a design (one per design, reused)."""
         if design not in self._solvers:
             self._solvers[design] = PoissonBatchSolver(design, kernel=self.kernel)
         return self._solvers[design]
 
-    def _evaluation(self, design: Design) -> EvaluationSet:
+    def evaluation(self, design: Design) -> EvaluationSet:
+        """The evaluation set's count table in a design (one per design, reused)."""
         if design not in self._evaluations:
             counts = drop_features(self.evaluation_counts, FEATURES, design.features)
             self._evaluations[design] = EvaluationSet(counts, design)

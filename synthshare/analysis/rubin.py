@@ -45,6 +45,10 @@ class Pooled:
     count: np.ndarray
 
 
+POOLED_FIELDS = ("mean", "var", "present", "fallback", "between", "within", "count")
+"""The fields of :class:`Pooled`, in order."""
+
+
 def pool_rubin(coef: np.ndarray, var: np.ndarray, present: np.ndarray) -> Pooled:
     """Pool K fits per step.
 

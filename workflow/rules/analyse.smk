@@ -2,11 +2,15 @@
 # rules over the K synthetic sets, Monte Carlo test log-likelihoods (synthshare.analysis).
 # One job per (scenario, ε, f, seed) for every party of the scenario, one per seed for
 # the skewed party, one full-population reference, and a collector for the figures.
+# Each job also writes intervals.parquet (Rubin's pieces of every step and order, and
+# of the real-data yardstick) and selection.parquet (partner selection's rounds), issue 16.
 
 from synthshare.analysis.resources import runtime_minutes as analysis_minutes
 
 ORDERS = config["analysis"]["orders"]
 SETS = config["generator"]["synthetic_sets"]
+REAL_SHARING = config["analysis"]["real_sharing"]
+SELECTION = config["analysis"]["selection"]["enabled"]
 
 rule analyse_scenario:
     input:
@@ -18,6 +22,8 @@ rule analyse_scenario:
     output:
         ll=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "ll"),
         coef=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "coef"),
+        intervals=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "intervals"),
+        selection=PATHS.analysis_job("{scenario}", "{epsilon}", "{fraction}", "{seed}", "selection"),
     params:
         scenario=lambda w: w.scenario,
         parties=lambda w: parties_of(w.scenario),
@@ -35,7 +41,7 @@ rule analyse_scenario:
         mem_mb=attempt_scaled(3000),
         # every party receives the other P - 1 parties' synthetic data
         runtime=lambda w, attempt: analysis_minutes(
-            len(parties_of(w.scenario)), len(parties_of(w.scenario)) - 1, ORDERS, SETS, attempt
+            len(parties_of(w.scenario)), len(parties_of(w.scenario)) - 1, ORDERS, SETS, attempt, REAL_SHARING, SELECTION
         ),
     conda:
         "../envs/synthshare.yaml"
@@ -53,6 +59,8 @@ rule analyse_skew:
     output:
         ll=PATHS.skew_job("{epsilon}", "{seed}", "ll"),
         coef=PATHS.skew_job("{epsilon}", "{seed}", "coef"),
+        intervals=PATHS.skew_job("{epsilon}", "{seed}", "intervals"),
+        selection=PATHS.skew_job("{epsilon}", "{seed}", "selection"),
     params:
         epsilon=lambda w: float(w.epsilon),
         seed=lambda w: int(w.seed),
@@ -66,9 +74,9 @@ rule analyse_skew:
     threads: 1
     resources:
         mem_mb=attempt_scaled(3000),
-        # one skewed party per skew fraction, receiving every centre's synthetic data
+        # one skewed party per skew fraction, receiving every centre's synthetic data (no real yardstick)
         runtime=lambda w, attempt: analysis_minutes(
-            len(config["skew"]["fractions"]), len(parties_of("centres")), ORDERS, SETS, attempt
+            len(config["skew"]["fractions"]), len(parties_of("centres")), ORDERS, SETS, attempt, False, SELECTION
         ),
     conda:
         "../envs/synthshare.yaml"
@@ -103,9 +111,13 @@ rule collect_analysis:
     input:
         ll=lambda w: analysis_job_files("ll", w.run),
         coef=lambda w: analysis_job_files("coef", w.run),
+        intervals=lambda w: analysis_job_files("intervals", w.run),
+        selection=lambda w: analysis_job_files("selection", w.run),
     output:
         ll=PATHS.ll,
         coef=PATHS.coef,
+        intervals=PATHS.intervals,
+        selection=PATHS.selection,
     log:
         PATHS.log("collect_analysis", "analyse"),
     benchmark:
@@ -123,4 +135,4 @@ rule collect_analysis:
 rule analysis:
     """Target: the whole analysis stage (snakemake analysis)."""
     input:
-        every_run(lambda run: [RunPaths(run).ll, RunPaths(run).coef, RunPaths(run).reference, RunPaths(run).reference_coef]),
+        every_run(lambda run: [getattr(RunPaths(run), name) for name in ("ll", "coef", "intervals", "selection", "reference", "reference_coef")]),

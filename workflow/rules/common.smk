@@ -94,7 +94,7 @@ def generator_files(kind, run):
 
 
 def analysis_job_files(name, run):
-    """``ll`` or ``coef`` of every analysis job of ``run`` (scenario jobs, then skew jobs)."""
+    """One file (synthshare.paths.ANALYSIS_JOB_FILES) of every analysis job of ``run`` (scenario jobs, then skew jobs)."""
     paths = RunPaths(run)
     jobs = [paths.analysis_job(s.scenario, s.epsilon, s.fraction, seed, name) for s in MODEL_SETTINGS for seed in SEEDS]
     if SKEW:
