@@ -130,3 +130,41 @@ def test_projection_checks_the_score():
     table[..., 0] = 1.0
     with pytest.raises(RuntimeError, match="did not fit"):
         projection(table)
+
+
+def test_mixture_estimands(cohort_parameters):
+    """The coverage figure's estimands: a mixture of centres' populations weighted by records.
+
+    One centre alone is that centre's projection; all centres by their sizes the pooled
+    population's; the totals do not matter; and another coding is the same model."""
+    from synthshare.analysis.estimand import centre_tables, mixture_estimands
+    from synthshare.cohort.simulated import centre_sizes
+    from synthshare.variables import FEATURE_LEVELS
+
+    parameters = variant(cohort_parameters, sd=0.1)
+    cohort = simulate_cohort(parameters, scale=1.0, seed=SEED)
+    centres = ["Barts", "Leeds", "Newcastle"]
+    unit = centre_tables(parameters, cohort.truth, centres)
+    first = Design.build()
+    alone = mixture_estimands(unit, np.array([[0.0, 7.0, 0.0]]), first)[0]
+    leeds = population_estimand(parameters, cohort.truth, centres=["Leeds"])
+    np.testing.assert_allclose(alone, [leeds[n] for n in first.names], atol=1e-10)
+
+    sizes = centre_sizes(parameters, 1.0)
+    weights = np.array([[sizes[c] for c in centres]], float)
+    pooled = population_estimand(parameters, cohort.truth, centres=centres)
+    both = mixture_estimands(unit, np.concatenate([weights, 3.5 * weights]), first)
+    np.testing.assert_allclose(both[0], [pooled[n] for n in first.names], atol=1e-10)
+    np.testing.assert_allclose(both[1], both[0], atol=1e-12)
+
+    # the party's coding: β'_f[l] = β_f[l] − β_f[r], intercept + Σ_f β_f[r]
+    reference = {"deprivation": "3rd", "ethnicity": "South Asian", "age_group": "[60, 65)"}
+    coded = Design.build(reference)
+    recoded = mixture_estimands(unit, weights, coded)[0]
+    beta = dict(zip(first.names, both[0]))
+    level = {f: {lv: (0.0 if i == 0 else beta[f"{f}[{lv}]"]) for i, lv in enumerate(FEATURE_LEVELS[f])} for f in FEATURES}
+    expected = {"Intercept": beta["Intercept"] + sum(level[f][reference[f]] for f in reference)}
+    for name in coded.names[1:]:
+        feature, lv = name[:-1].split("[", 1)
+        expected[name] = level[feature][lv] - level[feature][reference.get(feature, FEATURE_LEVELS[feature][0])]
+    np.testing.assert_allclose(recoded, [expected[n] for n in coded.names], atol=1e-9)

@@ -312,6 +312,14 @@ def test_error_names_the_file_that_set_the_key(tmp_path):
          "parties[1] = 'Cardiff': not in the cohort; expected one of the 16 study centres and cohort.ukb_raw.extra_centres"),
         ("run: x\ncohort: {simulated: {parameters: nothere.yaml}}\n", "cohort.simulated.parameters = 'nothere.yaml': file not found"),
         ("run: x\nfigures: {fraction_party: .nan}\n", "figures.fraction_party = nan: must be a finite number"),
+        # the heterogeneity sweep (synthshare.sweep)
+        ("run: x\nheterogeneity: {positive_share: 0.1}\n",
+         "heterogeneity.positive_share = 0.1 without heterogeneity.sds; expected null, or the SDs of a sweep"),
+        ("run: x\nheterogeneity: {sds: [0.1]}\ncohort: {source: ukb_raw, ukb_raw: {main: README.md, covid_tests: [README.md]}}\n",
+         "heterogeneity.sds = [0.1] with cohort.source = 'ukb_raw'; expected source simulated"),
+        ("run: x\nheterogeneity: {sds: [0.1, 0.1]}\n", "heterogeneity.sds = [0.1, 0.1]"),
+        ("run: x\nheterogeneity: {sds: [-0.1]}\n", "heterogeneity.sds[0] = -0.1: must be >= 0"),
+        ("run: x\nheterogeneity: {sds: [0.1], positive_share: 1.5}\n", "heterogeneity.positive_share = 1.5"),
     ],
 )
 def test_cross_key_and_input_checks(tmp_path, text, expected):

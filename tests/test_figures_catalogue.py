@@ -25,7 +25,7 @@ def names(config: dict) -> list[str]:
 def test_smoke_config_requests_every_product():
     assert names(load("smoke.yaml")) == [
         "fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig_s1", "fig_s2",
-        "ll_vs_epsilon", "ll_vs_parties", "elbo", "coef_vs_truth",
+        "ll_vs_epsilon", "ll_vs_parties", "elbo", "coef_vs_truth", "coverage",
     ]
 
 
@@ -37,7 +37,7 @@ def test_minimal_grid_requests_only_what_it_has():
     config = load("smoke.yaml")
     config.update(epsilons=[1.0], fractions=[0.5], uniform={**config["uniform"], "party_counts": []})
     # No f = 1 models: no skew experiment either (grid.skew_enabled).
-    assert names(config) == ["fig1", "fig2", "elbo", "coef_vs_truth"]
+    assert names(config) == ["fig1", "fig2", "elbo", "coef_vs_truth", "coverage"]
 
 
 @pytest.mark.parametrize("change, missing", [
@@ -68,8 +68,11 @@ def test_targets_are_every_figure_twice_every_table_and_claims():
     for name in ("fig1", "fig_s3", "fig2", "fig_s4", "fig5", "elbo"):
         assert f"results/smoke/figures/{name}.png" in targets and f"results/smoke/figures/{name}.pdf" in targets
     assert "results/smoke/tables/fig2.csv" in targets and "results/smoke/tables/elbo.csv" not in targets
+    assert "results/smoke/tables/coverage.csv" in targets and "results/smoke/tables/coverage_by_party.csv" in targets
     pngs = [t for t in targets if t.endswith(".png")]
-    assert len(pngs) == 14
+    assert len(pngs) == 15
+    # a sweep's sub-run: the same products under results/<run>/sd<v>/
+    assert figure_targets(config, "smoke/sd0.1") == [t.replace("results/smoke/", "results/smoke/sd0.1/") for t in targets]
 
 
 def test_catalogue_is_pure():
