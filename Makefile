@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synthshare-installed
 CONFIG ?= config/config.yaml
 CORES ?= 2
 
-.PHONY: install run test smoke report lint envs clean-venv
+.PHONY: install run test smoke heterogeneity report lint envs clean-venv
 
 install: $(STAMP)
 
@@ -48,6 +48,12 @@ test: $(STAMP) lint
 # The CI-sized workflow alone.
 smoke: $(STAMP)
 	$(MAKE) run CONFIG=config/smoke.yaml
+
+# The heterogeneity sweep (issue 16): one whole pipeline per between-centre SD of the
+# relative risks, sub-runs results/heterogeneity/sd<v>/, the sweep's figures in
+# results/heterogeneity/sweep/ and one report (docs/coverage.md).
+heterogeneity: $(STAMP)
+	$(MAKE) run CONFIG=config/heterogeneity.yaml
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
