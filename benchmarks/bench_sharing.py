@@ -6,8 +6,10 @@ experiment alone, with the real-data yardstick, with partner selection, with bot
 Synthetic sets as in ``bench_analysis.py`` (``--kind simulated``: fresh records from the
 simulated cohort's distribution, closer to a DPVI generator; ``resampled``: drawn with
 replacement from each centre's training split, many zero-positive levels). Prints the
-seconds of each, the ratio to the paper's alone, the fits computed and the partners
-selection chose.
+CPU seconds of each (the process's, one thread: robust to other load on a shared
+machine, unlike the wall clock, printed beside it), the ratio to the paper's alone, the
+fits computed (and how many were replayed from statsmodels' start rather than
+warm-started) and the partners selection chose.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_sharing.py [--fraction 0.1] [--kind simulated]
         [--sets 50] [--orders 20] [--draws 100] [--parties 16]
@@ -63,12 +65,15 @@ def main() -> None:
                  AnalysisSettings(1, 15, 2, 16, True, SelectionSettings(True, 0.5, 17)))  # warm-up (compiled kernel)
     for name, (real, selection) in variants.items():
         settings = AnalysisSettings(args.orders, 15, args.draws, 16, real, SelectionSettings(selection, 0.5, 17))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         job = run_scenario(frames, counts, test, key, settings)
-        seconds[name] = time.perf_counter() - start
+        wall = time.perf_counter() - start
+        seconds[name] = time.process_time() - cpu
         fits[name] = sum(s.fits for s in job.summaries.values())
-        print(f"{name:12s} {seconds[name]:8.1f} s  {seconds[name] / seconds['paper only']:5.2f}x  "
-              f"{fits[name]:,} fits (+{fits[name] - fits['paper only']:,})  load {os.getloadavg()[0]:.2f}", flush=True)
+        replayed = sum(s.fits - s.warm for s in job.summaries.values())
+        print(f"{name:12s} CPU {seconds[name]:7.1f} s  {seconds[name] / seconds['paper only']:5.2f}x  (wall {wall:6.1f} s)  "
+              f"{fits[name]:,} fits (+{fits[name] - fits['paper only']:,}; {replayed:,} replayed, not warm)  "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
         if selection:
             chosen = [sum(1 for partner in t.column("partner").to_pylist() if partner) for t in job.selection]
             print(f"             selection rounds per party: {[len(t) for t in job.selection]}; "

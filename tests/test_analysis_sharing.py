@@ -271,3 +271,18 @@ def test_experiment_exposes_the_pooled_pieces_its_draws_use(scenario):
     np.testing.assert_array_equal(result.steps.mean[:, -1], result.last_mean)
     np.testing.assert_array_equal(result.steps.var[0, -1], result.var_last)
     assert ((result.steps.count == SETS) | (result.steps.count == 0) | ~result.steps.present).all()
+
+
+def test_schema_defaults_enable_both_and_make_valid_settings():
+    from synthshare.config import check_config, load_schema
+    from tests.conftest import REPO
+
+    schema = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+    analysis = check_config({"run": "x"}, schema)["analysis"]
+    assert analysis["real_sharing"] is True
+    assert analysis["selection"] == {"enabled": True, "heldout_fraction": 0.5, "seed": 17}
+    assert AnalysisSettings.from_config(analysis).selection.enabled
+    with pytest.raises(InputError, match=r"analysis\.selection\.heldout_fraction = 0: must be > 0 and < 1"):
+        check_config({"run": "x", "analysis": {"selection": {"heldout_fraction": 0}}}, schema, "c.yaml")
+    with pytest.raises(InputError, match=r"unknown key analysis\.selection\.rounds"):
+        check_config({"run": "x", "analysis": {"selection": {"rounds": 3}}}, schema, "c.yaml")
