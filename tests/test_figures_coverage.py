@@ -18,7 +18,7 @@ from synthshare.analysis.job import JobKey, order_rng, run_scenario
 from synthshare.analysis.settings import AnalysisSettings, SelectionSettings
 from synthshare.analysis.tables import INTERVALS_SCHEMA
 from synthshare.cohort.simulated import simulate_cohort
-from synthshare.figures.coverage import coverage_tables, deduplicate_real, with_estimands
+from synthshare.figures.coverage import coverage_tables, distinct_replicates, with_estimands
 from synthshare.glm.cells import count_cells
 from synthshare.glm.design import Design, most_frequent_levels
 from synthshare.glm.fit import fit_poisson
@@ -92,10 +92,18 @@ def test_coverage_tables_count_the_yardstick_once(job, cohort_parameters):
     cohort, local, intervals = job
     doubled = pd.concat([intervals, intervals.assign(seed=124)], ignore_index=True)
     frame = with_estimands(doubled, local, cohort_parameters, cohort.truth, ORDERS, ORDER_SEED)
-    assert len(deduplicate_real(frame)) == len(frame) - (frame["source"] != "synthetic").sum() / 2
+    kept = distinct_replicates(frame)
+    # every party's distinct sets of first-j partners over the orders
+    sets = {}
+    for index, party in enumerate(PARTIES):
+        orders = random_orders(len(PARTIES) - 1, ORDERS, order_rng(ORDER_SEED, party))
+        for step in range(1, len(PARTIES)):
+            sets[(party, step)] = len({frozenset(o[:step].tolist()) for o in orders})
     per_party, overall = coverage_tables(frame)
-    real = overall[(overall["source"] == "real") & (overall["term"] == "Intercept") & (overall["step"] == 1)]
-    assert int(real["intervals"].iloc[0]) == len(PARTIES) * ORDERS
-    synthetic = overall[(overall["source"] == "synthetic") & (overall["term"] == "Intercept") & (overall["step"] == 1)]
-    assert int(synthetic["intervals"].iloc[0]) == 2 * len(PARTIES) * ORDERS
+    for step in range(1, len(PARTIES)):
+        distinct = sum(sets[(p, step)] for p in PARTIES)
+        at = overall[(overall["term"] == "Intercept") & (overall["step"] == step)].set_index("source")["intervals"]
+        assert int(at["real"]) == distinct and int(at["synthetic"]) == 2 * distinct  # two seeds, real once
+    assert sets[(PARTIES[0], len(PARTIES) - 1)] == 1
+    assert len(kept[(kept["source"] == "local") & (kept["term"] == "Intercept")]) == len(PARTIES)
     assert ((overall["coverage_low"] <= overall["coverage"]) & (overall["coverage"] <= overall["coverage_high"])).all()

@@ -13,12 +13,14 @@ partners are added, and the interval must follow it. Sources: ``synthetic`` (the
 Rubin pooling of DP synthetic data), ``real`` (the yardstick: the partners' real data,
 one fit, its own HC1 variance) and ``local`` (step 0).
 
-Replicates: seeds × orders of a party. They are *not* independent (orders of one seed
-share synthetic sets; every replicate shares the party's local data), so the binomial
-intervals of the table are too narrow for them; they are the exact intervals of the
-proportion had they been independent, and the figure shows no interval on the average.
-The real-data yardstick does not depend on ε or the generator seed, so it is counted once
-(the first ε, the first seed).
+Replicates: the distinct sets of partners of a step over the orders, per generator seed
+(:func:`distinct_replicates`: orders that share the first j partners fit the same data;
+at the last step all orders do, so it has one replicate per seed). They are still *not*
+independent (sets of one seed share synthetic sets; every replicate shares the party's
+local data), so the binomial intervals of the table are too narrow for them; they are
+the exact intervals of the proportion had they been independent, and the figure shows
+no interval on the average. The real-data yardstick does not depend on ε or the
+generator seed, so it is counted once per set.
 """
 
 from __future__ import annotations
@@ -100,21 +102,27 @@ def with_estimands(intervals: pd.DataFrame, local: Mapping[str, pd.DataFrame], p
         beta = mixture_estimands(unit, unique, design)[inverse.ravel()]
         lookup = pd.DataFrame(beta, columns=list(design.names))
         lookup["order"], lookup["step"] = keys[:, 0], keys[:, 1]
-        long = lookup.melt(id_vars=["order", "step"], var_name="term", value_name="estimand")
+        # which set of partners the row's data hold (orders sharing a set give the same interval)
+        lookup["partner_set"] = inverse.ravel()
+        long = lookup.melt(id_vars=["order", "step", "partner_set"], var_name="term", value_name="estimand")
         parts.append(rows.merge(long, on=["order", "step", "term"], how="left", validate="many_to_one"))
     return pd.concat(parts, ignore_index=True) if parts else intervals.assign(estimand=np.nan)
 
 
-def deduplicate_real(frame: pd.DataFrame) -> pd.DataFrame:
-    """Real-data and step-0 rows once per party (they depend on neither ε nor the seed)."""
+def distinct_replicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """One interval per distinct replicate: per party, a step's set of partners once per
+    generator seed and ε (two orders whose first j partners are the same set fit the same
+    data: at the last step every order does), and real-data and step-0 intervals once per
+    party and set (they depend on neither ε nor the seed)."""
     fixed = frame["source"].isin(["real", "local"])
     first = (frame["epsilon"] == frame["epsilon"].min()) & (frame["seed"] == frame["seed"].min())
-    return frame[~fixed | first]
+    kept = frame[~fixed | first]
+    return kept.drop_duplicates(["scenario", "party", "fraction", "epsilon", "seed", "source", "step", "partner_set", "term"])
 
 
 def coverage_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per party, over parties) coverage tables of :func:`synthshare.analysis.coverage.coverage_table`."""
-    frame = deduplicate_real(frame)
+    frame = distinct_replicates(frame)
     frame = frame.assign(epsilon=np.where(frame["source"] == "synthetic", frame["epsilon"], np.nan))
     per_party = coverage_table(frame, ["scenario", "fraction", "source", "epsilon", "party", "step"], LEVEL)
     overall = coverage_table(frame, ["scenario", "fraction", "source", "epsilon", "step"], LEVEL)
