@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from matplotlib import ticker
 
 from synthshare.analysis.coverage import coverage_table
 from synthshare.analysis.estimand import centre_tables, mixture_estimands
@@ -160,8 +161,13 @@ def coverage_figure(intervals_path: str | Path, truth_path: str | Path, paramete
     cover_ax.set_ylabel("coverage of the 95 % interval")
     width_ax.set_ylabel("mean interval width (log scale)")
     width_ax.set_yscale("log")
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    width_ax.yaxis.set_major_formatter(plain)
+    width_ax.yaxis.set_minor_formatter(plain)
+    width_ax.tick_params(axis="y", which="minor", labelsize=6)
     for ax in axes.flat:
         ax.set_xlabel("partners added (step)")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.grid(linewidth=0.3, alpha=0.6)
     cover_ax.legend(fontsize=7, frameon=False, loc="lower left")
     figure.suptitle(f"Interval coverage against the estimand (centres, f = {fmt(settings['fraction'])}; mean over "

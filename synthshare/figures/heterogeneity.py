@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from scipy import stats as sps
 
 from synthshare.figures.boxplots import new_figure
@@ -161,6 +162,7 @@ def heterogeneity_figures(paths: Sequence[str | Path], settings: dict[str, Any])
         ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
         ax.set_title(f"SD {fmt(sd)}", fontsize=9)
         ax.set_xlabel("partners added (step)")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.grid(linewidth=0.3, alpha=0.6)
     steps_axes[0, 0].set_ylabel("median gain over local only")
     steps_axes[0, 0].legend(fontsize=7, frameon=False, loc="lower right")
