@@ -16,7 +16,8 @@ for example ``python scripts/fit_generators.py --configfile config/smoke.yaml
 fit_generators_centres epsilon=1 fraction=0.5 seed=123``. The workflow is parsed as
 for a run (the config is checked the same way), the rule's job is built for the given
 wildcards, and ``main`` receives the object Snakemake would inject: its input and
-output paths are the run's usual ones under ``results/<run>/``, and nothing checks
+output paths are the run's usual ones under ``results/<run>/`` (the ``run`` wildcard is
+the config's run; a sweep's sub-run is given as ``run=<run>/sd<v>``), and nothing checks
 whether the inputs exist beyond what the script itself reads. No script repeats the
 workflow's defaults or checks: they all come from the rule.
 
@@ -119,6 +120,14 @@ def build_job(rule_name: str, wildcards: dict[str, str], configfiles: list[Path]
         except UnknownRuleException:
             known = sorted(r.name for r in workflow.rules)
             raise SystemExit(f"{rule_name!r} is not a rule of this workflow; rules: {', '.join(known)}") from None
+        if "run" in rule.wildcard_names and "run" not in wildcards:
+            # every rule's paths carry the run (a heterogeneity sweep has several: synthshare.sweep)
+            from synthshare.sweep import run_names
+
+            runs = run_names(workflow.config)
+            if len(runs) > 1:
+                raise SystemExit(f"rule {rule_name}: this config is a sweep of the runs {runs}; give run=<one of them>")
+            wildcards = {**wildcards, "run": runs[0]}
         missing = sorted(set(rule.wildcard_names) - set(wildcards))
         extra = sorted(set(wildcards) - set(rule.wildcard_names))
         if missing or extra:
