@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthshare.grid import centre_parties, model_settings, skew_enabled
+from synthshare.grid import centre_fractions, centre_parties, model_settings, skew_enabled
 from synthshare.paths import RunPaths
 
 PAPER_CATEGORY = "3. Figures of the paper"
@@ -113,7 +113,8 @@ def requested_products(config: dict) -> list[Product]:
                                 {**base, "epsilon": ref_eps, "fraction": ref_frac}))
         products.append(Product("coverage", "Interval coverage vs partners added", ("coverage",), ("coverage", "coverage_by_party"),
                                 ("intervals", "truth", "parameters", "local"), BEYOND_CATEGORY,
-                                {**base, "fraction": ref_frac, "orders": int(config["analysis"]["orders"]),
+                                {**base, "epsilon": ref_eps, "fraction": ref_frac, "fractions": centre_fractions(config),
+                                 "orders": int(config["analysis"]["orders"]),
                                  "order_seed": int(config["analysis"]["order_seed"])}))
     return products
 

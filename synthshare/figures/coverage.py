@@ -130,35 +130,68 @@ def coverage_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return per_party, overall
 
 
+def _mean_curve(table: pd.DataFrame, column: str) -> pd.Series:
+    """Mean of ``column`` over parties and slope terms by step, step 0 from the local rows."""
+    slopes = table[table["term"] != "Intercept"]
+    return slopes.groupby("step")[column].mean()
+
+
 def coverage_figure(intervals_path: str | Path, truth_path: str | Path, parameters_path: str | Path,
                     local_paths: Sequence[str | Path], settings: dict[str, Any], name: str) -> Rendered:
-    """Coverage (left) and mean width (right) of the pooled 95 % intervals vs the number of
-    partners: one line per ε for combined DP synthetic data, black dashed for real-data
-    sharing, the nominal 0.95 dotted; each point the mean over parties and terms (the
-    intercept left out: its scale differs) of the per-term coverage over seeds × orders."""
-    parties = list(settings["parties"])
-    local = {p: pd.read_parquet(path) for p, path in zip(parties, local_paths, strict=True)}
+    """Coverage of the pooled 95 % intervals vs the number of partners: (a) one line per ε
+    at the reference f, (b) one line per f at the reference ε, both with the real-data
+    yardstick (dashed) and the nominal 0.95 (dotted); (c) the mean interval width of (a).
+    Each point is the mean over parties and slope terms (the intercept left out: its
+    scale differs) of the per-term coverage over the distinct replicates.
+
+    Args:
+        local_paths: the centres' local data, fraction-major (``settings["fractions"]`` ×
+            ``settings["parties"]``).
+    """
+    parties, fractions = list(settings["parties"]), [float(f) for f in settings["fractions"]]
+    paths = iter(local_paths)
+    local = {f: {p: pd.read_parquet(next(paths)) for p in parties} for f in fractions}
+    if next(paths, None) is not None:
+        raise ValueError(f"{name}: more local data files than fractions × parties")
     parameters, truth = cohort_parameters(parameters_path, truth_path)
-    intervals = read_intervals(intervals_path, "centres", settings["fraction"])
-    frame = with_estimands(intervals, local, parameters, truth, settings["orders"], settings["order_seed"])
-    per_party, overall = coverage_tables(frame)
-    slopes = per_party[per_party["term"] != "Intercept"]
-    figure, axes = new_figure(10.0, 4.2, 1, 2, sharex=True)
-    cover_ax, width_ax = axes.flat
-    colours = {eps: f"C{i}" for i, eps in enumerate(sorted(slopes.loc[slopes["source"] == "synthetic", "epsilon"].unique()))}
-    for (source, eps), group in slopes.groupby(["source", "epsilon"], dropna=False):
-        if source == "local":
+    tables = []
+    for fraction in fractions:
+        intervals = read_intervals(intervals_path, "centres", fraction)
+        if not intervals.empty:
+            tables.append(with_estimands(intervals, local[fraction], parameters, truth, settings["orders"], settings["order_seed"]))
+    per_party, overall = coverage_tables(pd.concat(tables, ignore_index=True))
+    ref_eps, ref_frac = float(settings["epsilon"]), float(settings["fraction"])
+    figure, axes = new_figure(13.5, 4.2, 1, 3, sharex=True)
+    by_eps, by_frac, width_ax = axes.flat
+    at_ref = per_party[per_party["fraction"] == ref_frac]
+    local_rows = lambda frame: frame[frame["source"] == "local"]  # noqa: E731
+    real_rows = lambda frame: frame[frame["source"] == "real"]  # noqa: E731
+    for ax, column in ((by_eps, "coverage"), (width_ax, "mean_width")):
+        start = _mean_curve(local_rows(at_ref), column)
+        for i, eps in enumerate(sorted(at_ref.loc[at_ref["source"] == "synthetic", "epsilon"].unique())):
+            curve = pd.concat([start, _mean_curve(at_ref[(at_ref["source"] == "synthetic") & (at_ref["epsilon"] == eps)], column)])
+            ax.plot(curve.index, curve.to_numpy(), color=f"C{i}", marker="o", markersize=3, label=f"DP synthetic, ε = {fmt(eps)}")
+        curve = pd.concat([start, _mean_curve(real_rows(at_ref), column)])
+        ax.plot(curve.index, curve.to_numpy(), color="black", linestyle="--", label="real data shared")
+    for i, fraction in enumerate(fractions):
+        rows = per_party[per_party["fraction"] == fraction]
+        start = _mean_curve(local_rows(rows), "coverage")
+        synthetic = rows[(rows["source"] == "synthetic") & (rows["epsilon"] == ref_eps)]
+        if synthetic.empty:
             continue
-        mean = group.groupby("step")[["coverage", "mean_width"]].mean()
-        local_point = slopes[slopes["source"] == "local"].groupby("step")[["coverage", "mean_width"]].mean()
-        mean = pd.concat([local_point, mean]).sort_index()
-        style = dict(color="black", linestyle="--", label="real data shared") if source == "real" else dict(
-            color=colours[eps], marker="o", markersize=3, label=f"DP synthetic, ε = {fmt(eps)}")
-        cover_ax.plot(mean.index, mean["coverage"], **style)
-        width_ax.plot(mean.index, mean["mean_width"], **style)
-    cover_ax.axhline(LEVEL, color="grey", linestyle=":", linewidth=1, label="nominal 0.95")
-    cover_ax.set_ylim(0, 1.02)
-    cover_ax.set_ylabel("coverage of the 95 % interval")
+        curve = pd.concat([start, _mean_curve(synthetic, "coverage")])
+        by_frac.plot(curve.index, curve.to_numpy(), color=f"C{i + 4}", marker="o", markersize=3, label=f"DP synthetic, f = {fmt(fraction)}")
+        curve = pd.concat([start, _mean_curve(real_rows(rows), "coverage")])
+        by_frac.plot(curve.index, curve.to_numpy(), color=f"C{i + 4}", linestyle="--", linewidth=1,
+                     label=f"real data shared, f = {fmt(fraction)}")
+    for ax in (by_eps, by_frac):
+        ax.axhline(LEVEL, color="grey", linestyle=":", linewidth=1, label="nominal 0.95")
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("coverage of the 95 % interval")
+        ax.legend(fontsize=6.5, frameon=False, loc="lower left")
+    by_eps.set_title(f"by ε (f = {fmt(ref_frac)})", fontsize=9)
+    by_frac.set_title(f"by local data fraction (ε = {fmt(ref_eps)})", fontsize=9)
+    width_ax.set_title(f"mean interval width (f = {fmt(ref_frac)})", fontsize=9)
     width_ax.set_ylabel("mean interval width (log scale)")
     width_ax.set_yscale("log")
     plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
@@ -169,7 +202,6 @@ def coverage_figure(intervals_path: str | Path, truth_path: str | Path, paramete
         ax.set_xlabel("partners added (step)")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.grid(linewidth=0.3, alpha=0.6)
-    cover_ax.legend(fontsize=7, frameon=False, loc="lower left")
-    figure.suptitle(f"Interval coverage against the estimand (centres, f = {fmt(settings['fraction'])}; mean over "
-                    f"{len(parties)} parties and their slope terms)", fontsize=10)
+    figure.suptitle(f"Interval coverage against the estimand (centres; mean over {len(parties)} parties and their "
+                    "slope terms)", fontsize=10)
     return Rendered({name: figure}, {name: overall, f"{name}_by_party": per_party})

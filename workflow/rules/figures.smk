@@ -20,7 +20,8 @@ FIGURE_INPUTS = {
     "elbo": lambda w: generator_files("elbo", w.run),
     "intervals": PATHS.intervals,
     "parameters": config["cohort"]["simulated"]["parameters"],
-    "local": [PATHS.local("centres", REF_FRACTION, p) for p in parties_of("centres")],
+    # fraction-major, as synthshare.figures.coverage reads them
+    "local": [PATHS.local("centres", f, p) for f in centre_fractions(config) for p in parties_of("centres")],
 }
 
 
