@@ -123,7 +123,8 @@ def test_script_writes_the_estimand_only_with_heterogeneity(cohort_parameters, t
         folder.mkdir()
         (folder / "cohort.yaml").write_text(yaml.safe_dump(with_sd(cohort_parameters, sd)))
         outputs = {"cohort": folder / "cohort.parquet", "truth": folder / "truth.json", "flow": folder / "flow.csv"}
-        script.main(script_job({"parameters": folder / "cohort.yaml"}, {"settings": {"scale": 0.25, "seed": SEED}},
+        script.main(script_job({"parameters": folder / "cohort.yaml"}, {"settings": {"scale": 0.25, "seed": SEED},
+                                                                       "overrides": {}},
                                outputs, folder / "log.txt"))
         written[sd] = json.loads(outputs["truth"].read_text())
     assert "estimand" not in written[0.0] and "heterogeneity" not in written[0.0]
@@ -131,3 +132,24 @@ def test_script_writes_the_estimand_only_with_heterogeneity(cohort_parameters, t
     assert set(estimand["full"]) == set(Design.build().names)
     assert set(estimand["no_ethnicity"]) == set(Design.build(None, [f for f in FEATURES if f != "ethnicity"]).names)
     assert set(written[0.1]["heterogeneity"]["centre_coefficients"]) == set(cohort_parameters["centres"])
+
+
+def test_a_sweep_sub_run_is_the_cohort_of_its_overridden_parameters(cohort_parameters, tmp_path):
+    """The cohort rule of a heterogeneity sweep's sub-run (synthshare.sweep) draws exactly
+    the cohort of a parameter file with the replaced keys, and truth.json says what was replaced."""
+    script = load_script("make_simulated_cohort")
+    base, edited = tmp_path / "base", tmp_path / "edited"
+    overrides = {"heterogeneity": {"sd": 0.2}, "positive_share": 0.1}
+    changed = {**with_sd(cohort_parameters, 0.2), "positive_share": 0.1}
+    truths = {}
+    for folder, parameters, params in ((base, cohort_parameters, overrides), (edited, changed, {})):
+        folder.mkdir()
+        (folder / "cohort.yaml").write_text(yaml.safe_dump(parameters))
+        outputs = {"cohort": folder / "cohort.parquet", "truth": folder / "truth.json", "flow": folder / "flow.csv"}
+        script.main(script_job({"parameters": folder / "cohort.yaml"}, {"settings": {"scale": 0.25, "seed": SEED},
+                                                                       "overrides": params},
+                               outputs, folder / "log.txt"))
+        truths[folder] = json.loads(outputs["truth"].read_text())
+    assert (base / "cohort.parquet").read_bytes() == (edited / "cohort.parquet").read_bytes()
+    assert truths[base].pop("parameter_overrides") == overrides
+    assert truths[base] == truths[edited]
