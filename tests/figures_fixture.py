@@ -1,6 +1,6 @@
 """TEST FIXTURE: fabricated analysis-stage files for the figures stage.
 
-Writes ``analysis/ll.parquet``, ``analysis/reference.parquet``, ``analysis/coef.parquet``,
+Writes ``analysis/ll.parquet``, ``analysis/reference.parquet``, ``analysis/coef.parquet``, ``analysis/intervals.parquet``, the centres' local data,
 ``data/truth.json``, ``privacy/ledger.csv`` and every generator fit's ``elbo.csv`` with the
 exact schema of docs/architecture.md, for any config's grid. The numbers are made up:
 log-likelihoods follow simple formulas with controllable effects (``Effects``) so that
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +158,12 @@ def fabricate_run(results: Path, config: dict, effects: Effects = Effects(), dra
     truth = fabricate_truth()
     fabricate_coef(config, truth).to_parquet(analysis / "coef.parquet", index=False)
     (results / "data").mkdir(parents=True, exist_ok=True)
-    (results / "data/truth.json").write_text(json.dumps({"coefficients": truth, "source": "test fixture"}))
+    cohort = _small_cohort()
+    # the fabricated coefficients beside a real simulated cohort's truth (the coverage
+    # product's estimand needs its scale, intercept and cut points)
+    (results / "data/truth.json").write_text(json.dumps({**cohort.truth, "coefficients": truth, "source": "test fixture"}))
+    local = fabricate_local(results, config, cohort.frame)
+    fabricate_intervals(config, local).to_parquet(analysis / "intervals.parquet", index=False)
     rng = np.random.default_rng(3)
     paths = elbo_paths(config, results)
     ledger = []
@@ -173,5 +179,62 @@ def fabricate_run(results: Path, config: dict, effects: Effects = Effects(), dra
     (results / "privacy").mkdir(parents=True, exist_ok=True)
     pd.DataFrame(ledger).to_csv(results / "privacy/ledger.csv", index=False)
     return {"ll": analysis / "ll.parquet", "reference": analysis / "reference.parquet", "coef": analysis / "coef.parquet",
-            "truth": results / "data/truth.json", "elbo": [str(p) for p in paths], "ledger": results / "privacy/ledger.csv"}
+            "truth": results / "data/truth.json", "elbo": [str(p) for p in paths], "ledger": results / "privacy/ledger.csv",
+            "intervals": analysis / "intervals.parquet", "parameters": str(REPO / COHORT_PARAMETERS),
+            "local": [str(path) for path in local.values()]}
+
+
+COHORT_PARAMETERS = "config/cohort_simulated.yaml"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@lru_cache(maxsize=1)
+def _small_cohort():
+    """A real simulated cohort at scale 0.25 (the source of the fabricated local data)."""
+    from synthshare.cohort.simulated import load_parameters, simulate_cohort
+
+    return simulate_cohort(load_parameters(REPO / COHORT_PARAMETERS), scale=0.25, seed=20240716)
+
+
+def fabricate_local(results: Path, config: dict, cohort: pd.DataFrame) -> dict[tuple[float, str], Path]:
+    """The centres' local data at every fraction, as ``data/local/centres/f<f>/<party>.parquet``:
+    the first ⌈f·n⌉ records of each centre (fraction-major, as the coverage product reads them)."""
+    from synthshare.grid import centre_fractions
+    from synthshare.variables import CENTRE_COLUMN
+
+    written = {}
+    for fraction in centre_fractions(config):
+        for party in centre_parties(config):
+            records = cohort[cohort[CENTRE_COLUMN] == party]
+            path = results / f"data/local/centres/f{fmt(fraction)}/{party}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            records.head(int(np.ceil(fraction * len(records)))).to_parquet(path, index=False)
+            written[(fraction, party)] = path
+    return written
+
+
+def fabricate_intervals(config: dict, local: dict[tuple[float, str], Path], orders: int = 3, seed: int = 4) -> pd.DataFrame:
+    """``intervals.parquet`` rows (schema of docs/architecture.md) for the centres: made-up
+    means N(0, 0.3²) and variances around 0.02 in each party's design (its most frequent
+    levels), step 0 (``local``) and steps 1… of every order (``synthetic``, ``real``)."""
+    from synthshare.glm.design import Design, most_frequent_levels
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    parties = centre_parties(config)
+    for setting in model_settings(config):
+        if setting.scenario != "centres":
+            continue
+        for party in parties:
+            names = Design.build(most_frequent_levels(pd.read_parquet(local[(setting.fraction, party)]))).names
+            for seed_value in config["seeds"]:
+                keys = [("local", -1, 0)] + [(source, r, j) for source in ("synthetic", "real")
+                                             for r in range(orders) for j in range(1, len(parties))]
+                for source, order, step in keys:
+                    for term in names:
+                        rows.append(("centres", party, setting.epsilon, setting.fraction, np.nan, int(seed_value), source,
+                                     order, step, term, 0.3 * rng.standard_normal(), 0.02 * rng.uniform(0.5, 1.5),
+                                     0.01, 0.01, 3 if source == "synthetic" else 1, False))
+    return pd.DataFrame(rows, columns=["scenario", "party", "epsilon", "fraction", "skew", "seed", "source", "order", "step",
+                                       "term", "mean", "var", "between", "within", "count", "fallback"])
 
