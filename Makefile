@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synthshare-installed
 CONFIG ?= config/config.yaml
 CORES ?= 2
 
-.PHONY: install run test smoke report lint envs clean-venv
+.PHONY: install run test smoke audit report lint envs clean-venv
 
 install: $(STAMP)
 
@@ -48,6 +48,18 @@ test: $(STAMP) lint
 # The CI-sized workflow alone.
 smoke: $(STAMP)
 	$(MAKE) run CONFIG=config/smoke.yaml
+
+# The privacy audit (issue 13, docs/audit.md): the data stage and the audit stage of
+# config/audit.yaml (shadow generators, attacks, tables, figures, claims rows), then its
+# report. AUDIT_CONFIG must have an `audit` section.
+AUDIT_CONFIG ?= config/audit.yaml
+SNAKEMAKE_AUDIT = $(BIN)/snakemake --workflow-profile profiles/default --configfile $(AUDIT_CONFIG) --cores $(CORES)
+
+audit: $(STAMP)
+	@$(BIN)/python -m synthshare.yaml_strict $(AUDIT_CONFIG) profiles/default/config.v8+.yaml
+	@$(SNAKEMAKE_AUDIT) audit || { status=$$?; $(LOCKED_HELP); exit $$status; }
+	@$(SNAKEMAKE_AUDIT) audit --report results/$$($(BIN)/python -m synthshare.workflow_config run-name $(AUDIT_CONFIG))/audit/report.html
+	@echo "Report: results/$$($(BIN)/python -m synthshare.workflow_config run-name $(AUDIT_CONFIG))/audit/report.html"
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile $(CONFIG)

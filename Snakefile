@@ -1,5 +1,6 @@
 # synthshare: collaborative learning from distributed data with DP synthetic data
-# (Prediger et al. 2024). Stages: data -> generate -> analyse -> figures.
+# (Prediger et al. 2024). Stages: data -> generate -> analyse -> figures; audit (only with
+# an `audit` section in the config).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -13,6 +14,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/analyse.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/audit.smk"
 
 
 rule all:
@@ -21,4 +23,5 @@ rule all:
         rules.collect_ledger.output,
         rules.analysis.input,
         figure_targets(config),
+        audit_outputs(),
     default_target: True

@@ -64,6 +64,8 @@ rule claims:
     """claims.csv: every qualitative claim of the paper, tested on this run."""
     input:
         ll=PATHS.ll,
+        # The audit's two rows (rule audit_tables), when the config has an `audit` section.
+        **({"audit": PATHS.audit_table("claims.csv")} if "audit" in config else {}),
     output:
         claims=report(PATHS.claims, caption="../report/claims.rst", category=CLAIMS_CATEGORY),
     params:

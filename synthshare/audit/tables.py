@@ -1,0 +1,101 @@
+"""The audit's tables from the shadow fits' scores (results/<run>/audit/).
+
+Input: the scores tables of every (party, fraction, arm) job stacked
+(:func:`synthshare.audit.scores.score_outputs` plus ``party, fraction, arm, epsilon,
+delta``). Per party × fraction × arm × attack and target group (``vulnerable``,
+``typical``, ``all``), pooling the group's targets (independent fits):
+
+- ``summary``: AUC with DeLong interval, TPR at FPR 0.1 and 0.01, the empirical ε
+  lower bound (Clopper–Pearson, threshold chosen on one half of the fits and evaluated
+  on the other: :func:`synthshare.audit.metrics.epsilon_lower_bound`) beside the
+  ledger's ε (``epsilon``, ∞ for the control) and δ, and the one-sided DeLong p-value
+  of AUC > 0.5;
+- ``per_target``: each target's AUC over its own in- and out-fits;
+- ``outliers``: per party × fraction × arm × attack, mean per-target AUC of the
+  vulnerable and the typical targets and the permutation p-value of vulnerable > typical;
+- ``roc``: the ROC points of every summary row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from synthshare.audit import metrics
+from synthshare.audit.scores import ATTACKS
+from synthshare.errors import InputError
+
+GROUPS = ("vulnerable", "typical", "all")
+KEYS = ["party", "fraction", "arm"]
+FPR_LIMITS = (0.1, 0.01)
+PERMUTATIONS = 10_000
+
+
+def _split(frame: pd.DataFrame, attack: str) -> tuple[np.ndarray, np.ndarray]:
+    members = frame.loc[frame["member"], attack].to_numpy(np.float64)
+    others = frame.loc[~frame["member"], attack].to_numpy(np.float64)
+    return members, others
+
+
+def _group_rows(frame: pd.DataFrame, group: str) -> pd.DataFrame:
+    return frame if group == "all" else frame[frame["group"] == group]
+
+
+def audit_tables(scores: pd.DataFrame, level: float, seed: int) -> dict[str, pd.DataFrame]:
+    """``summary``, ``per_target``, ``outliers`` and ``roc`` (see the module docstring)."""
+    needed = set(KEYS) | {"epsilon", "delta", "target", "group", "member", *ATTACKS}
+    missing = sorted(needed - set(scores.columns))
+    if missing:
+        raise InputError(f"audit scores: missing columns {missing}")
+    summary, per_target, outliers, roc = [], [], [], []
+    for (party, fraction, arm), job in scores.groupby(KEYS, sort=True):
+        epsilon, delta = float(job["epsilon"].iloc[0]), float(job["delta"].iloc[0])
+        for attack in ATTACKS:
+            for group in GROUPS:
+                rows = _group_rows(job, group)
+                if rows.empty:
+                    continue
+                members, others = _split(rows, attack)
+                interval = metrics.auc_interval(members, others, level)
+                bound = metrics.epsilon_lower_bound(members, others, delta, level, seed)
+                z = (interval.auc - 0.5) / interval.standard_error if interval.standard_error > 0 else 0.0
+                summary.append({
+                    "party": party, "fraction": fraction, "arm": arm, "attack": attack, "group": group,
+                    "targets": int(rows["target"].nunique()), "members": members.size, "others": others.size,
+                    "auc": interval.auc, "auc_low": interval.lower, "auc_high": interval.upper,
+                    "auc_pvalue": float(stats.norm.sf(z)) if interval.standard_error > 0 else 1.0,
+                    **{f"tpr_at_fpr_{limit:g}": metrics.tpr_at_fpr(members, others, limit) for limit in FPR_LIMITS},
+                    "epsilon_lower_bound": bound.epsilon, "bound_threshold": bound.threshold,
+                    "bound_true_positives": bound.true_positives, "bound_false_positives": bound.false_positives,
+                    "bound_members": bound.members, "bound_others": bound.others,
+                    "epsilon": epsilon, "delta": delta,
+                })
+                fpr, tpr, _ = metrics.roc_points(members, others)
+                roc.append(pd.DataFrame({"party": party, "fraction": fraction, "arm": arm, "attack": attack,
+                                         "group": group, "fpr": fpr, "tpr": tpr}))
+            target_auc = {}
+            for target, rows in job.groupby("target", sort=True):
+                members, others = _split(rows, attack)
+                value = metrics.auc(members, others)
+                target_auc[int(target)] = (rows["group"].iloc[0], value)
+                per_target.append({
+                    "party": party, "fraction": fraction, "arm": arm, "attack": attack, "target": int(target),
+                    "group": rows["group"].iloc[0], "vulnerability": float(rows["vulnerability"].iloc[0]),
+                    "fits": int(members.size), "auc": value,
+                })
+            vulnerable = [a for g, a in target_auc.values() if g == "vulnerable"]
+            typical = [a for g, a in target_auc.values() if g == "typical"]
+            outliers.append({
+                "party": party, "fraction": fraction, "arm": arm, "attack": attack,
+                "vulnerable_auc": float(np.mean(vulnerable)) if vulnerable else math.nan,
+                "typical_auc": float(np.mean(typical)) if typical else math.nan,
+                "pvalue": (metrics.permutation_pvalue(vulnerable, typical, PERMUTATIONS, seed)
+                           if vulnerable and typical else math.nan),
+            })
+    return {
+        "summary": pd.DataFrame(summary), "per_target": pd.DataFrame(per_target),
+        "outliers": pd.DataFrame(outliers), "roc": pd.concat(roc, ignore_index=True),
+    }

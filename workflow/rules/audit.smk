@@ -1,0 +1,128 @@
+# Audit stage (issue 13, docs/audit.md): membership inference against each audited
+# party's most vulnerable records with shadow generators fitted by the release's own
+# code (synthshare.audit.shadow), an empirical ε lower bound, anonymeter's risks, two
+# figures and the audit's claims rows. Runs only when the config has an `audit` section.
+# One job per (audited party, fraction, arm): every shadow fit of an arm in one program.
+
+from synthshare.audit.settings import audit_settings
+from synthshare.audit.shadow import arm_name
+from synthshare.grid import centre_fractions
+
+AUDIT = (
+    audit_settings(
+        config["audit"], parties_of("centres"), centre_fractions(config), _CONFIG_SOURCES.source_of(["audit"])
+    )
+    if "audit" in config
+    else None
+)
+AUDIT_CATEGORY = "7. Privacy audit"
+AUDIT_JOB_FILES = ("scores.parquet", "anonymeter.csv", "accounting.json")
+
+
+def audit_job_files(name):
+    """One kind of audit job file of every audited party and arm."""
+    return [
+        PATHS.audit_job_file(name, p.party, p.fraction, arm_name(e)) for p in AUDIT.parties for e in AUDIT.arm_epsilons
+    ]
+
+
+def audit_outputs():
+    """Everything the audit writes (empty without an `audit` section)."""
+    if AUDIT is None:
+        return []
+    tables = ["summary.csv", "per_target.csv", "outliers.csv", "roc.parquet", "anonymeter.csv", "claims.csv"]
+    figures = [PATHS.figure(name, ext) for name in ("audit_roc", "audit_per_target") for ext in ("png", "pdf")]
+    return [PATHS.audit_table(t) for t in tables] + figures
+
+
+if AUDIT is not None:
+
+    rule audit_shadows:
+        input:
+            local=PATHS.local("centres", "{fraction}", "{party}"),
+            test=PATHS.test,
+        output:
+            scores=PATHS.audit_job_file("scores.parquet", "{party}", "{fraction}", "{arm}"),
+            anonymeter=PATHS.audit_job_file("anonymeter.csv", "{party}", "{fraction}", "{arm}"),
+            accounting=PATHS.audit_job_file("accounting.json", "{party}", "{fraction}", "{arm}"),
+        params:
+            party=lambda w: w.party,
+            scenario="centres",
+            fraction=lambda w: float(w.fraction),
+            arm=lambda w: w.arm,
+            settings=config["generator"],
+            audit=config["audit"],
+            centres=parties_of("centres"),
+            fractions=centre_fractions(config),
+        log:
+            PATHS.log("{party}_f{fraction}_{arm}", "audit"),
+        benchmark:
+            PATHS.benchmark("{party}_f{fraction}_{arm}", "audit")
+        wildcard_constraints:
+            arm=r"control|eps[0-9.e+-]+",
+        # One thread: the training loop is compiled sequential (synthshare.generator.compilation).
+        threads: 1
+        resources:
+            mem_mb=attempt_scaled(4000),
+            runtime=attempt_scaled(120),
+        conda:
+            "../envs/synthshare.yaml"
+        script:
+            "../../scripts/audit_shadows.py"
+
+    rule audit_tables:
+        input:
+            scores=audit_job_files("scores.parquet"),
+            anonymeter=audit_job_files("anonymeter.csv"),
+            accounting=audit_job_files("accounting.json"),
+        output:
+            summary=report(PATHS.audit_table("summary.csv"), caption="../report/audit_tables.rst", category=AUDIT_CATEGORY),
+            per_target=PATHS.audit_table("per_target.csv"),
+            outliers=report(PATHS.audit_table("outliers.csv"), caption="../report/audit_tables.rst", category=AUDIT_CATEGORY),
+            roc=PATHS.audit_table("roc.parquet"),
+            anonymeter=report(
+                PATHS.audit_table("anonymeter.csv"), caption="../report/audit_anonymeter.rst", category=AUDIT_CATEGORY
+            ),
+            claims=report(PATHS.audit_table("claims.csv"), caption="../report/claims.rst", category=AUDIT_CATEGORY),
+        params:
+            level=AUDIT.level,
+            seed=AUDIT.seed,
+        log:
+            PATHS.log("audit_tables", "audit"),
+        threads: 1
+        resources:
+            mem_mb=attempt_scaled(2000),
+            runtime=attempt_scaled(20),
+        conda:
+            "../envs/synthshare.yaml"
+        script:
+            "../../scripts/audit_tables.py"
+
+    rule audit_figures:
+        input:
+            summary=rules.audit_tables.output.summary,
+            per_target=rules.audit_tables.output.per_target,
+            outliers=rules.audit_tables.output.outliers,
+            roc=rules.audit_tables.output.roc,
+        output:
+            roc_png=report(PATHS.figure("audit_roc", "png"), caption="../report/audit_roc.rst", category=AUDIT_CATEGORY),
+            roc_pdf=PATHS.figure("audit_roc", "pdf"),
+            per_target_png=report(
+                PATHS.figure("audit_per_target", "png"), caption="../report/audit_per_target.rst", category=AUDIT_CATEGORY
+            ),
+            per_target_pdf=PATHS.figure("audit_per_target", "pdf"),
+        log:
+            PATHS.log("audit_figures", "audit"),
+        threads: 1
+        resources:
+            mem_mb=attempt_scaled(2000),
+            runtime=attempt_scaled(20),
+        conda:
+            "../envs/synthshare.yaml"
+        script:
+            "../../scripts/audit_figures.py"
+
+    rule audit:
+        """Target: the whole audit stage (snakemake audit; make audit)."""
+        input:
+            audit_outputs(),
