@@ -4,35 +4,7 @@
 # figures and the audit's claims rows. Runs only when the config has an `audit` section.
 # One job per (audited party, fraction, arm): every shadow fit of an arm in one program.
 
-from synthshare.audit.settings import audit_settings
-from synthshare.audit.shadow import arm_name
-from synthshare.grid import centre_fractions
-
-AUDIT = (
-    audit_settings(
-        config["audit"], parties_of("centres"), centre_fractions(config), _CONFIG_SOURCES.source_of(["audit"])
-    )
-    if "audit" in config
-    else None
-)
 AUDIT_CATEGORY = "7. Privacy audit"
-AUDIT_JOB_FILES = ("scores.parquet", "anonymeter.csv", "accounting.json")
-
-
-def audit_job_files(name):
-    """One kind of audit job file of every audited party and arm."""
-    return [
-        PATHS.audit_job_file(name, p.party, p.fraction, arm_name(e)) for p in AUDIT.parties for e in AUDIT.arm_epsilons
-    ]
-
-
-def audit_outputs():
-    """Everything the audit writes (empty without an `audit` section)."""
-    if AUDIT is None:
-        return []
-    tables = ["summary.csv", "per_target.csv", "outliers.csv", "roc.parquet", "anonymeter.csv", "claims.csv"]
-    figures = [PATHS.figure(name, ext) for name in ("audit_roc", "audit_per_target") for ext in ("png", "pdf")]
-    return [PATHS.audit_table(t) for t in tables] + figures
 
 
 if AUDIT is not None:
