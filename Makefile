@@ -58,8 +58,8 @@ SNAKEMAKE_AUDIT = $(BIN)/snakemake --workflow-profile profiles/default --configf
 audit: $(STAMP)
 	@$(BIN)/python -m synthshare.yaml_strict $(AUDIT_CONFIG) profiles/default/config.v8+.yaml
 	@$(SNAKEMAKE_AUDIT) audit || { status=$$?; $(LOCKED_HELP); exit $$status; }
-	@$(SNAKEMAKE_AUDIT) audit --report results/$$($(BIN)/python -m synthshare.workflow_config run-name $(AUDIT_CONFIG))/audit/report.html
-	@echo "Report: results/$$($(BIN)/python -m synthshare.workflow_config run-name $(AUDIT_CONFIG))/audit/report.html"
+	@$(SNAKEMAKE_AUDIT) audit --report results/$$($(BIN)/python -m synthshare.workflow_config run-name $(AUDIT_CONFIG))/report.html
+	@echo "Report: results/$$($(BIN)/python -m synthshare.workflow_config run-name $(AUDIT_CONFIG))/report.html"
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
