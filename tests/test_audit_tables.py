@@ -55,3 +55,12 @@ def test_claims_rows_say_no_power_rather_than_pass():
     broken = evaluate_audit_claims(audit_tables(_scores(2.0, 4.0, fits=40), 0.95, 0)["summary"]).set_index("claim_id")
     assert broken.loc["dp_lower_bound_within_ledger", "holds"] == False  # noqa: E712
     assert broken.loc["dp_lower_bound_within_ledger", "value"] > 0
+
+
+def test_perfect_separation_is_significant_not_degenerate():
+    """At AUC = 1 DeLong's standard error is 0; the p-value (Mann–Whitney) is still tiny."""
+    summary = audit_tables(_scores(shift_control=50.0, shift_dp=0.0, fits=6), 0.95, 0)["summary"]
+    leak = summary.set_index(["arm", "attack", "group"]).loc[("control", "log_probability", "vulnerable")]
+    assert leak["auc"] == 1.0 and leak["auc_pvalue"] < 1e-6
+    claims = evaluate_audit_claims(summary).set_index("claim_id")
+    assert claims.loc["control_leaks_on_outliers", "holds"] == True  # noqa: E712

@@ -8,8 +8,9 @@ delta``). Per party × fraction × arm × attack and target group (``vulnerable`
 - ``summary``: AUC with DeLong interval, TPR at FPR 0.1 and 0.01, the empirical ε
   lower bound (Clopper–Pearson, threshold chosen on one half of the fits and evaluated
   on the other: :func:`synthshare.audit.metrics.epsilon_lower_bound`) beside the
-  ledger's ε (``epsilon``, ∞ for the control) and δ, and the one-sided DeLong p-value
-  of AUC > 0.5;
+  ledger's ε (``epsilon``, ∞ for the control) and δ, and the one-sided p-value of
+  AUC > 0.5 (Mann–Whitney U test, the AUC's own test: exact for small tie-free samples,
+  and valid where DeLong's standard error degenerates to 0 at AUC = 1);
 - ``per_target``: each target's AUC over its own in- and out-fits;
 - ``outliers``: per party × fraction × arm × attack, mean per-target AUC of the
   vulnerable and the typical targets and the permutation p-value of vulnerable > typical;
@@ -61,12 +62,11 @@ def audit_tables(scores: pd.DataFrame, level: float, seed: int) -> dict[str, pd.
                 members, others = _split(rows, attack)
                 interval = metrics.auc_interval(members, others, level)
                 bound = metrics.epsilon_lower_bound(members, others, delta, level, seed)
-                z = (interval.auc - 0.5) / interval.standard_error if interval.standard_error > 0 else 0.0
                 summary.append({
                     "party": party, "fraction": fraction, "arm": arm, "attack": attack, "group": group,
                     "targets": int(rows["target"].nunique()), "members": members.size, "others": others.size,
                     "auc": interval.auc, "auc_low": interval.lower, "auc_high": interval.upper,
-                    "auc_pvalue": float(stats.norm.sf(z)) if interval.standard_error > 0 else 1.0,
+                    "auc_pvalue": float(stats.mannwhitneyu(members, others, alternative="greater").pvalue),
                     **{f"tpr_at_fpr_{limit:g}": metrics.tpr_at_fpr(members, others, limit) for limit in FPR_LIMITS},
                     "epsilon_lower_bound": bound.epsilon, "bound_threshold": bound.threshold,
                     "bound_true_positives": bound.true_positives, "bound_false_positives": bound.false_positives,

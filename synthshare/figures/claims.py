@@ -289,7 +289,7 @@ AUDIT_CLAIMS = (
           "audited parties, attacks and target groups; holds if <= 0 (the intervals are at the audit's level)"),
     Claim("control_leaks_on_outliers", "The non-DP control leaks on outliers", "audit_roc",
           "largest AUC of the non-DP control on the vulnerable targets over parties and attacks; p: smallest one-sided "
-          "DeLong p-value of AUC > 0.5 times the number of (party, attack) tests (Bonferroni); holds if p <= alpha, "
+          "Mann-Whitney p-value of AUC > 0.5 times the number of (party, attack) tests (Bonferroni); holds if p <= alpha, "
           "otherwise 'no power at this size' (never a pass)"),
 )
 
