@@ -64,3 +64,17 @@ def test_perfect_separation_is_significant_not_degenerate():
     assert leak["auc"] == 1.0 and leak["auc_pvalue"] < 1e-6
     claims = evaluate_audit_claims(summary).set_index("claim_id")
     assert claims.loc["control_leaks_on_outliers", "holds"] == True  # noqa: E712
+
+
+def test_stratified_test_sees_a_per_target_leak_that_pooling_hides():
+    """Each vulnerable target's members score higher than its own non-members, but the
+    targets' score levels differ far more: the pooled AUC stays near 1/2, the mean
+    per-target AUC is near 1 and its within-target permutation p-value is small."""
+    scores = _scores(shift_control=1.5, shift_dp=0.0, fits=8, seed=2)
+    scores["log_probability"] += 40.0 * scores["target"]
+    summary = audit_tables(scores, 0.95, 0)["summary"].set_index(["arm", "attack", "group"])
+    leak = summary.loc[("control", "log_probability", "vulnerable")]
+    assert abs(leak["auc"] - 0.5) < 0.2 and leak["auc_pvalue"] > 0.01
+    assert leak["target_auc"] > 0.8 and leak["target_auc_pvalue"] < 0.001
+    quiet = summary.loc[("eps1", "log_probability", "vulnerable")]
+    assert quiet["target_auc_pvalue"] > 0.01

@@ -287,10 +287,10 @@ AUDIT_CLAIMS = (
     Claim("dp_lower_bound_within_ledger", "The DP release's empirical ε lower bound is within its ledger ε", "audit_roc",
           "largest empirical ε lower bound (Clopper-Pearson, held-out threshold) minus the ledger's ε, over the DP arms, "
           "audited parties, attacks and target groups; holds if <= 0 (the intervals are at the audit's level)"),
-    Claim("control_leaks_on_outliers", "The non-DP control leaks on outliers", "audit_roc",
-          "largest AUC of the non-DP control on the vulnerable targets over parties and attacks; p: smallest one-sided "
-          "Mann-Whitney p-value of AUC > 0.5 times the number of (party, attack) tests (Bonferroni); holds if p <= alpha, "
-          "otherwise 'no power at this size' (never a pass)"),
+    Claim("control_leaks_on_outliers", "The non-DP control leaks on outliers", "audit_per_target",
+          "largest mean per-target AUC of the non-DP control on the vulnerable targets over parties and attacks; p: "
+          "smallest stratified permutation p-value (member labels permuted within each target) times the number of "
+          "(party, attack) tests (Bonferroni); holds if p <= alpha, otherwise 'no power at this size' (never a pass)"),
 )
 
 
@@ -312,15 +312,17 @@ def _control_leaks(summary: pd.DataFrame) -> dict[str, Any]:
     if control.empty:
         return _not_tested("no control arm in the audit")
     tests = len(control)
-    best = control.loc[control["auc_pvalue"].idxmin()]
-    pvalue = min(1.0, float(best["auc_pvalue"]) * tests)
-    detail = (f"smallest p: {best['attack']} on {best['party']} f = {fmt(float(best['fraction']))}, AUC "
-              f"{best['auc']:.3f} [{best['auc_low']:.3f}, {best['auc_high']:.3f}] over {int(best['targets'])} targets "
-              f"({int(best['members'])} + {int(best['others'])} fits)")
+    best = control.loc[control["target_auc_pvalue"].idxmin()]
+    pvalue = min(1.0, float(best["target_auc_pvalue"]) * tests)
+    detail = (f"smallest p: {best['attack']} on {best['party']} f = {fmt(float(best['fraction']))}, mean per-target "
+              f"AUC {best['target_auc']:.3f} over {int(best['targets'])} targets ({int(best['members'])} + "
+              f"{int(best['others'])} fits; permutation p {best['target_auc_pvalue']:.2g}, {tests} tests); pooled over "
+              f"targets (one threshold): AUC {best['auc']:.3f} [{best['auc_low']:.3f}, {best['auc_high']:.3f}], "
+              f"Mann-Whitney p {best['auc_pvalue']:.2g}")
     if pvalue > ALPHA:
-        return {"value": float(control["auc"].max()), "pvalue": pvalue, "holds": None,
+        return {"value": float(control["target_auc"].max()), "pvalue": pvalue, "holds": None,
                 "detail": f"no power at this size: the control shows no significant leakage; {detail}"}
-    return _result(float(control["auc"].max()), pvalue, True, detail)
+    return _result(float(control["target_auc"].max()), pvalue, True, detail)
 
 
 def evaluate_audit_claims(summary: str | Path | pd.DataFrame) -> pd.DataFrame:
