@@ -109,7 +109,8 @@ def per_target_figure(per_target: pd.DataFrame, outliers: pd.DataFrame) -> plt.F
                                 & (outliers["arm"] == arm) & (outliers["attack"] == attack)]
                 if not test.empty:
                     ax.text(k, 1.04, f"p={test['pvalue'].iloc[0]:.2g}", ha="center", fontsize=6)
-            ax.set_xticks(range(len(arms)), [_label(a).replace("DP ", "") for a in arms], fontsize=7)
+            ax.set_xticks(range(len(arms)), ["non-DP control" if a == CONTROL else f"ε = {a[3:]}" for a in arms],
+                          fontsize=7)
             ax.set_ylim(-0.02, 1.1)
             if i == 0:
                 ax.set_title(ATTACK_LABELS[attack], fontsize=9)
