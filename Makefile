@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synthshare-installed
 CONFIG ?= config/config.yaml
 CORES ?= 2
 
-.PHONY: install run test smoke heterogeneity report lint envs clean-venv
+.PHONY: install run test smoke heterogeneity audit report lint envs clean-venv
 
 install: $(STAMP)
 
@@ -54,6 +54,20 @@ smoke: $(STAMP)
 # results/heterogeneity/sweep/ and one report (docs/coverage.md).
 heterogeneity: $(STAMP)
 	$(MAKE) run CONFIG=config/heterogeneity.yaml
+
+# The privacy audit (issue 13, docs/audit.md): the data stage and the audit stage of
+# config/audit.yaml (shadow generators, attacks, tables, figures, claims rows), then its
+# report. AUDIT_CONFIG must have an `audit` section.
+AUDIT_CONFIG ?= config/audit.yaml
+SNAKEMAKE_AUDIT = $(BIN)/snakemake --workflow-profile profiles/default --configfile $(AUDIT_CONFIG) --cores $(CORES)
+
+audit: $(STAMP)
+	@$(BIN)/python -m synthshare.yaml_strict $(AUDIT_CONFIG) profiles/default/config.v8+.yaml
+	@$(SNAKEMAKE_AUDIT) audit || { status=$$?; $(LOCKED_HELP); exit $$status; }
+	@# --report takes files, not a rule name: the two figures pull in the whole audit's DAG.
+	@run=$$($(BIN)/python -m synthshare.workflow_config run-name $(AUDIT_CONFIG)); \
+	$(SNAKEMAKE_AUDIT) --report results/$$run/report.html results/$$run/figures/audit_roc.png \
+		results/$$run/figures/audit_per_target.png && echo "Report: results/$$run/report.html"
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile $(CONFIG)

@@ -18,6 +18,9 @@ Layout (``docs/architecture.md`` has the file contracts)::
                  skew/eps<ε>/seed<s>/{ll,coef,intervals,selection}.parquet, ll.parquet,
                  coef.parquet, intervals.parquet, selection.parquet,
                  reference.parquet, reference_coef.parquet
+    audit/       <party>_f<f>/<arm>/{scores.parquet, anonymeter.csv, accounting.json},
+                 summary.csv, per_target.csv, outliers.csv, roc.parquet, anonymeter.csv,
+                 claims.csv   (only when the config has an ``audit`` section)
     figures/     <name>.{pdf,png};  tables/<name>.csv;  claims.csv;  report.html
     logs/, benchmarks/   one file per job
 """
@@ -151,6 +154,17 @@ class RunPaths:
     @property
     def reference_coef(self) -> str:
         return f"{self.root}/analysis/reference_coef.parquet"
+
+    # Audit stage (issue 13; synthshare.audit).
+    def audit_job_file(self, name: str, party: str, fraction: float | str, arm: str) -> str:
+        """``scores.parquet``, ``anonymeter.csv`` or ``accounting.json`` (``name`` = the file
+        name) of one audited party and arm (``eps<ε>`` or ``control``)."""
+        return f"{self.root}/audit/{party}_f{_value(fraction)}/{arm}/{name}"
+
+    def audit_table(self, name: str) -> str:
+        """A table of the whole audit: ``summary.csv``, ``per_target.csv``, ``outliers.csv``,
+        ``roc.parquet``, ``anonymeter.csv`` or ``claims.csv``."""
+        return f"{self.root}/audit/{name}"
 
     # Figures stage.
     def figure(self, name: str, extension: str) -> str:

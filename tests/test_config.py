@@ -14,7 +14,7 @@ from tests.conftest import REPO, run_snakemake
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
 COHORT_SCHEMA = load_schema(REPO / "workflow/schemas/cohort_simulated.schema.yaml")
-CONFIGS = ["config.yaml", "smoke.yaml", "paper.yaml"]
+CONFIGS = ["config.yaml", "smoke.yaml", "paper.yaml", "audit.yaml"]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -154,7 +154,8 @@ def test_strict_yaml_accepts_what_safe_load_accepts(tmp_path):
     assert loaded["generator"] == {"clip": 1, "epochs": 2} and loaded["x"] != loaded["x"]
 
 
-@pytest.mark.parametrize("name", ["config/config.yaml", "config/smoke.yaml", "config/paper.yaml", "config/cohort_simulated.yaml",
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/smoke.yaml", "config/paper.yaml", "config/audit.yaml",
+                                  "config/cohort_simulated.yaml",
                                   "profiles/default/config.v8+.yaml", "profiles/slurm/config.v8+.yaml"])
 def test_shipped_yaml_is_strict(name):
     assert load_mapping(REPO / name) == yaml.safe_load((REPO / name).read_text())

@@ -10,9 +10,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from synthshare.audit.shadow import arm_name
 from synthshare.config import check_config, load_schema
 from synthshare.figures.catalogue import figure_targets
-from synthshare.figures.claims import CLAIMS
+from synthshare.figures.claims import AUDIT_CLAIMS, CLAIMS
 from synthshare.grid import model_settings, parties_of
 from tests.conftest import REPO
 
@@ -42,8 +43,26 @@ def test_every_requested_product_exists_and_figures_are_real_images(smoke_run, s
 
 def test_claims_table_has_every_claim(smoke_run):
     claims = pd.read_csv(smoke_run["results"] / "smoke/claims.csv")
-    assert list(claims["claim_id"]) == [claim.claim_id for claim in CLAIMS]
+    # The smoke config has a (tiny) audit section: its two rows come last.
+    assert list(claims["claim_id"]) == [claim.claim_id for claim in CLAIMS + AUDIT_CLAIMS]
     assert claims["claim"].notna().all()
+
+
+def test_the_tiny_audit_writes_its_tables_figures_and_report_entries(smoke_run, smoke_config):
+    """Plumbing only (config/smoke.yaml's audit has no power): every audit output exists."""
+    audit = smoke_run["results"] / "smoke/audit"
+    summary = pd.read_csv(audit / "summary.csv")
+    arms = {arm_name(e) for e in smoke_config["audit"]["epsilons"]} | {"control"}
+    assert set(summary["arm"]) == arms and set(summary["group"]) == {"vulnerable", "typical", "all"}
+    assert summary["auc"].between(0, 1).all() and (summary["epsilon_lower_bound"] >= 0).all()
+    assert set(pd.read_csv(audit / "anonymeter.csv")["evaluator"]) == {"singling_out", "linkability", "inference"}
+    assert list(pd.read_csv(audit / "claims.csv")["claim_id"]) == [c.claim_id for c in AUDIT_CLAIMS]
+    html = (smoke_run["results"] / "smoke/report.html").read_text(errors="replace")
+    for name in ("audit_roc.png", "audit_per_target.png"):
+        path = smoke_run["results"] / "smoke/figures" / name
+        with Image.open(path) as image:
+            assert image.size[0] >= 600 and np.asarray(image.convert("L"), dtype=float).std() > 5, name
+        assert name in html, name
 
 
 def test_report_contains_every_figure_and_the_tables(smoke_run, smoke_config):

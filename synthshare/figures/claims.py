@@ -316,3 +316,57 @@ def evaluate_claims(ll: str | Path, settings: dict[str, Any], coverage: str | Pa
                      "statistic": claim.statistic, "value": result["value"], "pvalue": result["pvalue"],
                      "alpha": ALPHA, "holds": result["holds"], "detail": result["detail"]})
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+# The audit's claims (issue 13; synthshare.audit): rows only when the config has an
+# ``audit`` section. Inputs: the audit's summary table (synthshare.audit.tables).
+AUDIT_CLAIMS = (
+    Claim("dp_lower_bound_within_ledger", "The DP release's empirical ε lower bound is within its ledger ε", "audit_roc",
+          "largest empirical ε lower bound (Clopper-Pearson, held-out threshold) minus the ledger's ε, over the DP arms, "
+          "audited parties, attacks and target groups; holds if <= 0 (the intervals are at the audit's level)"),
+    Claim("control_leaks_on_outliers", "The non-DP control leaks on outliers", "audit_per_target",
+          "largest mean per-target AUC of the non-DP control on the vulnerable targets over parties and attacks; p: "
+          "smallest stratified permutation p-value (member labels permuted within each target) times the number of "
+          "(party, attack) tests (Bonferroni); holds if p <= alpha, otherwise 'no power at this size' (never a pass)"),
+)
+
+
+def _dp_within_ledger(summary: pd.DataFrame) -> dict[str, Any]:
+    dp = summary[np.isfinite(summary["epsilon"].to_numpy(np.float64))]
+    if dp.empty:
+        return _not_tested("no DP arm in the audit")
+    excess = dp["epsilon_lower_bound"] - dp["epsilon"]
+    worst = dp.loc[excess.idxmax()]
+    per_arm = dp.groupby("arm")["epsilon_lower_bound"].max()
+    detail = (f"largest lower bound {worst['epsilon_lower_bound']:.3g} ({worst['attack']}, {worst['group']}, "
+              f"{worst['party']} f = {fmt(float(worst['fraction']))}, {worst['arm']}, ledger ε {worst['epsilon']:.3g}); "
+              + ", ".join(f"{arm}: max {value:.3g}" for arm, value in per_arm.items()))
+    return _result(float(excess.max()), np.nan, bool(excess.max() <= 0), detail)
+
+
+def _control_leaks(summary: pd.DataFrame) -> dict[str, Any]:
+    control = summary[~np.isfinite(summary["epsilon"].to_numpy(np.float64)) & (summary["group"] == "vulnerable")]
+    if control.empty:
+        return _not_tested("no control arm in the audit")
+    tests = len(control)
+    best = control.loc[control["target_auc_pvalue"].idxmin()]
+    pvalue = min(1.0, float(best["target_auc_pvalue"]) * tests)
+    detail = (f"smallest p: {best['attack']} on {best['party']} f = {fmt(float(best['fraction']))}, mean per-target "
+              f"AUC {best['target_auc']:.3f} over {int(best['targets'])} targets ({int(best['members'])} + "
+              f"{int(best['others'])} fits; permutation p {best['target_auc_pvalue']:.2g}, {tests} tests); pooled over "
+              f"targets (one threshold): AUC {best['auc']:.3f} [{best['auc_low']:.3f}, {best['auc_high']:.3f}], "
+              f"Mann-Whitney p {best['auc_pvalue']:.2g}")
+    if pvalue > ALPHA:
+        return {"value": float(control["target_auc"].max()), "pvalue": pvalue, "holds": None,
+                "detail": f"no power at this size: the control shows no significant leakage; {detail}"}
+    return _result(float(control["target_auc"].max()), pvalue, True, detail)
+
+
+def evaluate_audit_claims(summary: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """The two audit rows of claims.csv (same columns) from the audit's summary table."""
+    table = pd.read_csv(summary) if not isinstance(summary, pd.DataFrame) else summary
+    results = {"dp_lower_bound_within_ledger": _dp_within_ledger(table), "control_leaks_on_outliers": _control_leaks(table)}
+    rows = [{"claim_id": c.claim_id, "claim": c.claim, "figure": c.figure, "statistic": c.statistic,
+             **{k: results[c.claim_id][k] for k in ("value", "pvalue")}, "alpha": ALPHA,
+             "holds": results[c.claim_id]["holds"], "detail": results[c.claim_id]["detail"]} for c in AUDIT_CLAIMS]
+    return pd.DataFrame(rows, columns=list(COLUMNS))

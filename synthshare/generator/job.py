@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,6 +29,16 @@ from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import batch_capacity, effective_rate, expected_batch, overflow_delta
 
 _LOG = logging.getLogger(__name__)
+
+NO_PRIVACY = math.inf
+"""ε of a non-private fit (the audit's non-DP control, :mod:`synthshare.audit.shadow`):
+σ = 0 and clipping off (C = :data:`UNCLIPPED`), through the same fit, sampling and
+ledger code as a DP fit; its ledger record says ε = ∞."""
+
+UNCLIPPED = 1e30
+"""The clipping threshold of a non-private fit: finite (so d3p's noise scale σ·C is
+0·C = 0, not 0·∞ = NaN) and far above any float32 gradient norm of the model, so the
+clipping factor min(1, C/‖g‖) is exactly 1 (tests/test_audit_shadow.py checks both)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,11 @@ def fit_and_sample(
     σ is calibrated once for the job (all parties share ε, δ, q and T); the batch
     capacity is the largest any party needs, and each party's overflow δ is computed
     with that capacity and its own N.
+
+    ``epsilon`` = :data:`NO_PRIVACY` (∞) fits without privacy: σ = 0 and the clipping
+    threshold replaced by :data:`UNCLIPPED`, everything else (Poisson batches, steps,
+    optimiser, sampling) as a DP fit. Its capacity is sized as at ε = 0, i.e. the
+    probability that any of the T batches overflows is at most ``overflow_delta``/2.
     """
     names = [p.name for p in parties]
     if len(set(names)) != len(names):
@@ -76,36 +92,45 @@ def fit_and_sample(
     q = effective_rate(settings.sampling_rate)
     steps = settings.steps
     started = time.perf_counter()
-    calibration, pld = _accounted_noise(float(epsilon), float(settings.delta), q, steps)
-    _LOG.info(
-        "sigma = %.6g for epsilon = %g, delta = %g, q = %.8g, T = %d: epsilon_fourier = %.6g (±%.2g), "
-        "epsilon_pld = %.6g (±%.2g) [%.1f s]",
-        calibration.sigma, epsilon, settings.delta, q, steps, calibration.fourier.epsilon,
-        calibration.fourier.error, pld.epsilon, pld.error, time.perf_counter() - started,
-    )
+    private = epsilon != NO_PRIVACY
+    if private:
+        calibration, pld = _accounted_noise(float(epsilon), float(settings.delta), q, steps)
+        sigma = calibration.sigma
+        accounted = dict(epsilon_fourier=calibration.fourier.epsilon, epsilon_fourier_error=calibration.fourier.error,
+                         epsilon_pld=pld.epsilon, epsilon_pld_error=pld.error)
+        _LOG.info(
+            "sigma = %.6g for epsilon = %g, delta = %g, q = %.8g, T = %d: epsilon_fourier = %.6g (±%.2g), "
+            "epsilon_pld = %.6g (±%.2g) [%.1f s]",
+            calibration.sigma, epsilon, settings.delta, q, steps, calibration.fourier.epsilon,
+            calibration.fourier.error, pld.epsilon, pld.error, time.perf_counter() - started,
+        )
+    else:
+        settings = replace(settings, clip=UNCLIPPED)
+        sigma = 0.0
+        accounted = dict(epsilon_fourier=math.inf, epsilon_fourier_error=0.0, epsilon_pld=math.inf, epsilon_pld_error=0.0)
+        _LOG.info("no privacy: sigma = 0, clipping off (C = %g), q = %.8g, T = %d", UNCLIPPED, q, steps)
+    capacity_epsilon = float(epsilon) if private else 0.0
     capacity = max(
-        batch_capacity(p.num_records, q, steps, epsilon, settings.overflow_delta) for p in parties
+        batch_capacity(p.num_records, q, steps, capacity_epsilon, settings.overflow_delta) for p in parties
     )
     _LOG.info("batch capacity %d for N = %s (q·N up to %.1f)", capacity, [p.num_records for p in parties],
               max(expected_batch(p.num_records, q) for p in parties))
 
     started = time.perf_counter()
-    fits = fit_parties(parties, settings, calibration.sigma, capacity, seed, scenario, on_chunk=on_chunk)
+    fits = fit_parties(parties, settings, sigma, capacity, seed, scenario, on_chunk=on_chunk)
     _LOG.info("fitted %d parties, %d steps each, in %.1f s", len(parties), steps, time.perf_counter() - started)
 
     outputs = []
     for fit in fits:
         synthetic = sample_synthetic(fit, settings.model, settings.synthetic_sets, seed, scenario)
-        overflow = overflow_delta(capacity, fit.num_records, q, steps, epsilon)
+        overflow = overflow_delta(capacity, fit.num_records, q, steps, capacity_epsilon)
         record = ledger_record(
             scenario=scenario, party=fit.name, epsilon_target=float(epsilon), fraction=float(fraction),
-            seed=int(seed), variant=settings.variant,
-            epsilon_fourier=calibration.fourier.epsilon, epsilon_fourier_error=calibration.fourier.error,
-            epsilon_pld=pld.epsilon, epsilon_pld_error=pld.error,
+            seed=int(seed), variant=settings.variant, **accounted,
             delta=settings.delta + overflow, delta_accountant=settings.delta, delta_overflow=overflow,
             q=settings.sampling_rate, q_effective=q, steps=steps, epochs=settings.epochs,
             steps_per_epoch=settings.steps_per_epoch, batch_capacity=capacity,
-            expected_batch=expected_batch(fit.num_records, q), clip=settings.clip, sigma=calibration.sigma,
+            expected_batch=expected_batch(fit.num_records, q), clip=settings.clip, sigma=sigma,
             N=fit.num_records, components=settings.components, learning_rate=settings.learning_rate,
         )
         outputs.append(PartyOutputs(fit=fit, synthetic=synthetic, elbo=elbo_table(fit), record=record))

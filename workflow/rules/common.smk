@@ -7,6 +7,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from synthshare.audit.settings import audit_settings
+from synthshare.audit.shadow import arm_name
 from synthshare.figures.catalogue import figure_targets
 from synthshare.grid import centre_fractions, model_settings, parties_of as grid_parties_of, skew_enabled
 from synthshare.naming import uniform_parties
@@ -123,3 +125,30 @@ def every_run(targets):
 def attempt_scaled(base):
     """A resource that doubles with each retry (attempt 1, 2, ...)."""
     return lambda wildcards, attempt: base * 2 ** (attempt - 1)
+
+
+# The audit (workflow/rules/audit.smk): its checked settings, None without an `audit` section.
+AUDIT = (
+    audit_settings(
+        config["audit"], parties_of("centres"), centre_fractions(config), _CONFIG_SOURCES.source_of(["audit"])
+    )
+    if "audit" in config
+    else None
+)
+
+
+def audit_job_files(name):
+    """One kind of audit job file of every audited party and arm."""
+    return [
+        PATHS.audit_job_file(name, p.party, p.fraction, arm_name(e)) for p in AUDIT.parties for e in AUDIT.arm_epsilons
+    ]
+
+
+def audit_outputs(run):
+    """Everything the audit of ``run`` writes (empty without an `audit` section)."""
+    if AUDIT is None:
+        return []
+    paths = RunPaths(run)
+    tables = ["summary.csv", "per_target.csv", "outliers.csv", "roc.parquet", "anonymeter.csv", "claims.csv"]
+    figures = [paths.figure(name, ext) for name in ("audit_roc", "audit_per_target") for ext in ("png", "pdf")]
+    return [paths.audit_table(t) for t in tables] + figures

@@ -70,6 +70,8 @@ rule claims:
         ll=PATHS.ll,
         # the coverage claims read the coverage product's table (simulated cohorts)
         coverage=[PATHS.table("coverage")] if any(p.name == "coverage" for p in requested_products(config)) else [],
+        # The audit's two rows (rule audit_tables), when the config has an `audit` section.
+        **({"audit": PATHS.audit_table("claims.csv")} if "audit" in config else {}),
     output:
         claims=report(PATHS.claims, caption="../report/claims.rst", category=report_category(CLAIMS_CATEGORY)),
     params:
