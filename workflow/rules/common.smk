@@ -152,3 +152,18 @@ def audit_outputs(run):
     tables = ["summary.csv", "per_target.csv", "outliers.csv", "roc.parquet", "anonymeter.csv", "claims.csv"]
     figures = [paths.figure(name, ext) for name in ("audit_roc", "audit_per_target") for ext in ("png", "pdf")]
     return [paths.audit_table(t) for t in tables] + figures
+
+
+# The heterogeneity sweep's own products (synthshare.sweep): every level's ll.parquet.
+SWEEP_PATHS = RunPaths(f"{config['run']}/sweep")
+SWEEP_FIGURES = ("heterogeneity_gain", "heterogeneity_steps")
+SWEEP_TABLES = ("heterogeneity_gain", "heterogeneity_claims")
+
+
+def sweep_targets():
+    """Every file of the sweep's products; none without a sweep."""
+    if not SWEEP:
+        return []
+    return [SWEEP_PATHS.figure(n, e) for n in SWEEP_FIGURES for e in ("pdf", "png")] + [
+        SWEEP_PATHS.table(n) for n in SWEEP_TABLES
+    ]

@@ -87,21 +87,6 @@ rule claims:
         "../../scripts/write_claims.py"
 
 
-# The heterogeneity sweep's own products (synthshare.sweep): every level's ll.parquet.
-SWEEP_PATHS = RunPaths(f"{config['run']}/sweep")
-SWEEP_FIGURES = ("heterogeneity_gain", "heterogeneity_steps")
-SWEEP_TABLES = ("heterogeneity_gain", "heterogeneity_claims")
-
-
-def sweep_targets():
-    """Every file of the sweep's products; none without a sweep."""
-    if not SWEEP:
-        return []
-    return [SWEEP_PATHS.figure(n, e) for n in SWEEP_FIGURES for e in ("pdf", "png")] + [
-        SWEEP_PATHS.table(n) for n in SWEEP_TABLES
-    ]
-
-
 if SWEEP:
 
     rule heterogeneity_sweep:
