@@ -96,3 +96,35 @@ def test_good_party_peaking_early_is_found(smoke_config, tmp_path):
     assert claims.loc["good_party_peaks_early", "value"] == 1
     assert claims.loc["good_party_peaks_early", "holds"] is True
     assert "Croydon" in claims.loc["good_party_peaks_early", "detail"]
+
+
+def _coverage_csv(path, synthetic: float, real: float, terms: int = 20):
+    """A coverage table (tables/coverage.csv's columns) with every slope term at the given coverage."""
+    from synthshare.analysis.coverage import binomial_interval
+
+    rows = []
+    for source, value, epsilon in (("synthetic", synthetic, 1.0), ("real", real, float("nan"))):
+        for step in (1, 5):
+            for t in range(terms):
+                k = int(round(value * 40))
+                low, high = binomial_interval(np.array([k]), np.array([40]))
+                rows.append({"scenario": "centres", "fraction": 0.5, "source": source, "epsilon": epsilon, "step": step,
+                             "term": f"x[{t}]", "intervals": 40, "data_sets": 10, "covered": k, "coverage": k / 40,
+                             "coverage_low": low[0], "coverage_high": high[0], "nominal": 0.95, "mean_width": 0.3,
+                             "median_width": 0.3, "mean_error": 0.0})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_coverage_claims(smoke_config, tmp_path):
+    inputs = fabricate_run(tmp_path / "results", smoke_config)
+    settings = claim_settings(smoke_config)
+    untested = evaluate_claims(inputs["ll"], settings).set_index("claim_id")
+    assert untested.loc["synthetic_intervals_cover", "holds"] is None
+    assert untested.loc["synthetic_intervals_cover", "detail"].startswith("not tested in this run")
+    table = _coverage_csv(tmp_path / "coverage.csv", synthetic=0.40, real=0.95)
+    claims = evaluate_claims(inputs["ll"], settings, table).set_index("claim_id")
+    assert claims.loc["synthetic_intervals_cover", "holds"] is False
+    assert claims.loc["synthetic_intervals_cover", "value"] == pytest.approx(0.40)
+    assert "20 terms significantly below 0.95" in claims.loc["synthetic_intervals_cover", "detail"]
+    assert claims.loc["real_intervals_cover", "holds"] is True

@@ -104,6 +104,10 @@ def test_coverage_tables_count_the_yardstick_once(job, cohort_parameters):
         distinct = sum(sets[(p, step)] for p in PARTIES)
         at = overall[(overall["term"] == "Intercept") & (overall["step"] == step)].set_index("source")["intervals"]
         assert int(at["real"]) == distinct and int(at["synthetic"]) == 2 * distinct  # two seeds, real once
+    # at the last step every party's real-data sharing holds all centres: one data set
+    last = overall[(overall["term"] == "Intercept") & (overall["step"] == len(PARTIES) - 1)].set_index("source")
+    assert int(last.loc["real", "intervals"]) == len(PARTIES) and int(last.loc["real", "data_sets"]) == 1
+    assert int(last.loc["synthetic", "data_sets"]) == 2 * len(PARTIES)
     assert sets[(PARTIES[0], len(PARTIES) - 1)] == 1
     assert len(kept[(kept["source"] == "local") & (kept["term"] == "Intercept")]) == len(PARTIES)
     assert ((overall["coverage_low"] <= overall["coverage"]) & (overall["coverage"] <= overall["coverage_high"])).all()

@@ -275,7 +275,7 @@ def _intervals_cover(s: dict, source: str) -> dict[str, Any]:
     below = int((last["coverage_high"] < COVERAGE_LEVEL).sum())
     value = float(last["coverage"].mean())
     detail = (f"step {int(last['step'].iloc[0])}, {len(last)} slope terms: mean coverage {value:.3f} (min "
-              f"{last['coverage'].min():.3f}, {int(last['intervals'].iloc[0])} intervals per term), {below} terms "
+              f"{last['coverage'].min():.3f}, {int(last['intervals'].max())} intervals per term from {int(last['data_sets'].max())} distinct data sets), {below} terms "
               f"significantly below {COVERAGE_LEVEL}; mean width {last['mean_width'].mean():.3f}")
     return _result(value, np.nan, below <= COVERAGE_BELOW_SHARE * len(last), detail)
 

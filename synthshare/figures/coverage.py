@@ -105,7 +105,10 @@ def with_estimands(intervals: pd.DataFrame, local: Mapping[str, pd.DataFrame], p
         lookup["order"], lookup["step"] = keys[:, 0], keys[:, 1]
         # which set of partners the row's data hold (orders sharing a set give the same interval)
         lookup["partner_set"] = inverse.ravel()
-        long = lookup.melt(id_vars=["order", "step", "partner_set"], var_name="term", value_name="estimand")
+        # the centres whose real records a row's data hold (own + partners): real-data
+        # sharing of two parties with the same centres is one data set (at the last step, all)
+        lookup["centres_key"] = ["".join("1" if w > 0 else "0" for w in unique[i]) for i in inverse.ravel()]
+        long = lookup.melt(id_vars=["order", "step", "partner_set", "centres_key"], var_name="term", value_name="estimand")
         parts.append(rows.merge(long, on=["order", "step", "term"], how="left", validate="many_to_one"))
     return pd.concat(parts, ignore_index=True) if parts else intervals.assign(estimand=np.nan)
 
@@ -121,13 +124,35 @@ def distinct_replicates(frame: pd.DataFrame) -> pd.DataFrame:
     return kept.drop_duplicates(["scenario", "party", "fraction", "epsilon", "seed", "source", "step", "partner_set", "term"])
 
 
+def data_sets(frame: pd.DataFrame) -> pd.Series:
+    """Which data set each interval was fitted on: real-data sharing and step 0 by the set
+    of centres whose real records it holds (parties sharing the same centres fit the same
+    records, in their own coding); DP synthetic data by party, seed, ε and partner set (a
+    party's own records differ, though partners' synthetic sets are shared)."""
+    real = frame["source"].isin(["real", "local"])
+    synthetic_key = (frame["party"] + "|" + frame["seed"].astype(str) + "|" + frame["epsilon"].astype(str) + "|"
+                     + frame["partner_set"].astype(str))
+    return pd.Series(np.where(real, frame["centres_key"], synthetic_key), index=frame.index)
+
+
 def coverage_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per party, over parties) coverage tables of :func:`synthshare.analysis.coverage.coverage_table`."""
+    """(per party, over parties) coverage tables of :func:`synthshare.analysis.coverage.coverage_table`,
+    with ``data_sets``: how many distinct data sets the group's intervals were fitted on
+    (:func:`data_sets`; fewer than ``intervals`` means replicates share their data)."""
     frame = distinct_replicates(frame)
     frame = frame.assign(epsilon=np.where(frame["source"] == "synthetic", frame["epsilon"], np.nan))
-    per_party = coverage_table(frame, ["scenario", "fraction", "source", "epsilon", "party", "step"], LEVEL)
-    overall = coverage_table(frame, ["scenario", "fraction", "source", "epsilon", "step"], LEVEL)
-    return per_party, overall
+    frame = frame.assign(data_set=data_sets(frame))
+    tables = []
+    for groups in (["scenario", "fraction", "source", "epsilon", "party", "step"],
+                   ["scenario", "fraction", "source", "epsilon", "step"]):
+        table = coverage_table(frame, groups, LEVEL)
+        present = frame[np.isfinite(frame["var"]) & np.isfinite(frame["estimand"])]
+        counts = present.groupby([*groups, "term"], dropna=False)["data_set"].nunique().rename("data_sets").reset_index()
+        table = table.merge(counts, on=[*groups, "term"], how="left", validate="one_to_one")
+        columns = list(table.columns)
+        columns.insert(columns.index("intervals") + 1, columns.pop(columns.index("data_sets")))
+        tables.append(table[columns])
+    return tables[0], tables[1]
 
 
 def _mean_curve(table: pd.DataFrame, column: str) -> pd.Series:
