@@ -128,3 +128,10 @@ def test_coverage_claims(smoke_config, tmp_path):
     assert claims.loc["synthetic_intervals_cover", "value"] == pytest.approx(0.40)
     assert "20 terms significantly below 0.95" in claims.loc["synthetic_intervals_cover", "detail"]
     assert claims.loc["real_intervals_cover", "holds"] is True
+    # one data set behind the intervals (real-data sharing at the last step): not testable
+    frame = pd.read_csv(table)
+    frame.loc[frame["source"] == "real", "data_sets"] = 1
+    frame.to_csv(table, index=False)
+    claims = evaluate_claims(inputs["ll"], settings, table).set_index("claim_id")
+    assert claims.loc["real_intervals_cover", "holds"] is None
+    assert claims.loc["real_intervals_cover", "detail"].startswith("not testable: 1 distinct data set(s)")

@@ -32,6 +32,8 @@ SATURATION_SHARE = 0.8
 
 COVERAGE_LEVEL = 0.95
 """The nominal level of the study's intervals."""
+COVERAGE_MIN_DATA_SETS = 10
+"""Fewer distinct data sets behind a term's intervals leave its coverage untestable (0 or 1 at one)."""
 COVERAGE_BELOW_SHARE = 0.1
 """The coverage claims hold if at most this share of slope terms is significantly below nominal."""
 
@@ -277,6 +279,12 @@ def _intervals_cover(s: dict, source: str) -> dict[str, Any]:
     detail = (f"step {int(last['step'].iloc[0])}, {len(last)} slope terms: mean coverage {value:.3f} (min "
               f"{last['coverage'].min():.3f}, {int(last['intervals'].max())} intervals per term from {int(last['data_sets'].max())} distinct data sets), {below} terms "
               f"significantly below {COVERAGE_LEVEL}; mean width {last['mean_width'].mean():.3f}")
+    sets = int(last["data_sets"].max())
+    if sets < COVERAGE_MIN_DATA_SETS:
+        # e.g. real-data sharing at the last step: every party fits the same records
+        return {"value": value, "pvalue": np.nan, "holds": None,
+                "detail": f"not testable: {sets} distinct data set(s) behind the intervals (fewer than "
+                          f"{COVERAGE_MIN_DATA_SETS}); " + detail}
     return _result(value, np.nan, below <= COVERAGE_BELOW_SHARE * len(last), detail)
 
 
