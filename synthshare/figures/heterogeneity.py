@@ -113,6 +113,33 @@ def sweep_claims(paths: Sequence[str | Path], sds: Sequence[float], table: pd.Da
     return pd.DataFrame(rows, columns=["sd", "claim_id", "claim", "value", "pvalue", "holds", "detail"])
 
 
+def robust_limits(values: np.ndarray, reach: float = 3.0) -> tuple[float, float]:
+    """y-limits that keep the bulk of ``values``: the quartiles ± ``reach`` IQRs, within the
+    data, always including 0. A party whose local-only fit is catastrophic (a level
+    without positive records: its draws give log-likelihoods like −1e34) would otherwise
+    flatten every other curve; such points are drawn as triangles on the axis edge."""
+    finite = np.asarray(values, float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    q1, q3 = np.percentile(finite, [25, 75])
+    spread = max(q3 - q1, 1e-3)
+    low = max(finite.min(), q1 - reach * spread)
+    high = min(finite.max(), q3 + reach * spread)
+    low, high = min(low, 0.0), max(high, 0.0)
+    margin = 0.05 * (high - low)
+    return low - margin, high + margin
+
+
+def _edge_markers(ax, x: np.ndarray, y: np.ndarray, limits: tuple[float, float], colour: str) -> int:
+    """Triangles on the axis edge for the points beyond ``limits``; returns their number."""
+    low, high = limits
+    above, below = y > high, y < low
+    ax.scatter(x[above], np.full(int(above.sum()), high), marker="^", s=24, color=colour, clip_on=False, zorder=5)
+    ax.scatter(x[below], np.full(int(below.sum()), low), marker="v", s=24, color=colour, clip_on=False, zorder=5)
+    return int(above.sum() + below.sum())
+
+
 def heterogeneity_figures(paths: Sequence[str | Path], settings: dict[str, Any]) -> Rendered:
     """``heterogeneity_gain``: per party the gain (median − local-only median) of all
     partners (random orders, last step) and of the selected partners, vs the SD;
@@ -128,25 +155,35 @@ def heterogeneity_figures(paths: Sequence[str | Path], settings: dict[str, Any])
     gain_fig, gain_axes = new_figure(6.4, 4.2)
     ax = gain_axes[0, 0]
     offsets = {"all partners (random orders)": -0.012, "selected partners": 0.012}
-    for (label, column), colour in zip((("all partners (random orders)", "last_median"),
-                                        ("selected partners", "selected_median")), ("C0", "C3")):
-        x = table["sd"] + offsets[label]
-        y = table[column] - table["local_median"]
-        ax.scatter(x, y, s=10, alpha=0.6, color=colour, edgecolors="none", label=label)
+    series = (("all partners (random orders)", "last_median"), ("selected partners", "selected_median"))
+    limits = robust_limits(np.concatenate([(table[c] - table["local_median"]).to_numpy() for _, c in series]))
+    off_axis = 0
+    for (label, column), colour in zip(series, ("C0", "C3")):
+        x = (table["sd"] + offsets[label]).to_numpy()
+        y = (table[column] - table["local_median"]).to_numpy()
+        inside = (y >= limits[0]) & (y <= limits[1])
+        ax.scatter(x[inside], y[inside], s=10, alpha=0.6, color=colour, edgecolors="none", label=f"{label}: a party")
+        off_axis += _edge_markers(ax, x, y, limits, colour)
         medians = (table.assign(gain=y).groupby("sd")["gain"].median())
         ax.plot(medians.index + offsets[label], medians.to_numpy(), color=colour, linewidth=1.5)
+    ax.set_ylim(*limits)
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xticks(sds, [fmt(v) for v in sds])
     ax.set_xlabel("between-centre SD of the log relative risks")
     ax.set_ylabel("gain in median test log-likelihood\n(combined − local only)")
     ax.grid(linewidth=0.3, alpha=0.6)
     ax.legend(fontsize=7, frameon=False)
-    ax.set_title(f"Gain from partners vs heterogeneity (ε = {fmt(epsilon)}, f = {fmt(fraction)}; "
-                 "dots: parties, lines: medians)", fontsize=9)
+    note = f"; {off_axis} off axis (▲▼)" if off_axis else ""
+    ax.set_title(f"Gain vs heterogeneity (ε = {fmt(epsilon)}, f = {fmt(fraction)}; lines: medians{note})", fontsize=9)
 
     steps_fig, steps_axes = new_figure(4.0 * len(sds), 4.0, 1, len(sds), sharey=True)
+    all_curves = {sd: party_curves(ll, parties, epsilon, fraction) for sd, ll in zip(sds, paths, strict=True)}
+    gains = [curve["median"].to_numpy() - float(table[(table["sd"] == sd) & (table["party"] == p)]["local_median"].iloc[0])
+             for sd, curves in all_curves.items() for p, curve in curves.groupby("party")]
+    step_limits = robust_limits(np.concatenate(gains + [(table["selected_median"] - table["local_median"]).to_numpy()]))
     for ax, sd, ll in zip(steps_axes.flat, sds, paths, strict=True):
-        curves = party_curves(ll, parties, epsilon, fraction)
+        curves = all_curves[sd]
+        off_axis = 0
         local = local_only(ll, parties, scenario="centres", epsilon=epsilon, fraction=fraction)
         good = list(representative_parties(local))[-1]
         level = table[table["sd"] == sd].set_index("party")
@@ -159,8 +196,12 @@ def heterogeneity_figures(paths: Sequence[str | Path], settings: dict[str, Any])
             ax.scatter([level.loc[party, "selected_partners"]], [level.loc[party, "selected_median"] - base], marker="x",
                        s=22 if highlight else 10, color="C3" if not highlight else "darkred", zorder=4,
                        label="selected partners" if highlight else None)
+            gain = curve["median"].to_numpy() - base
+            off_axis += int(((gain < step_limits[0]) | (gain > step_limits[1])).any())
+        ax.set_ylim(*step_limits)
         ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
-        ax.set_title(f"SD {fmt(sd)}", fontsize=9)
+        note = f"; {off_axis} part{'y leaves' if off_axis == 1 else 'ies leave'} the axis" if off_axis else ""
+        ax.set_title(f"SD {fmt(sd)}{note}", fontsize=9)
         ax.set_xlabel("partners added (step)")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.grid(linewidth=0.3, alpha=0.6)
