@@ -81,6 +81,19 @@ VARIANTS_ADDED = ("real", "selected")
 selected partners (order −1, step = partners chosen)."""
 
 
+def _key_columns(n: int, scenario: str, party: str, epsilon: float, fraction: float, skew: float,
+                 seed: int) -> dict[str, pa.Array]:
+    """The job-key columns of ``n`` rows (the same value in every row)."""
+    return {
+        "scenario": pa.array(np.full(n, scenario, dtype=object), pa.string()),
+        "party": pa.array(np.full(n, party, dtype=object), pa.string()),
+        "epsilon": pa.array(np.full(n, float(epsilon)), pa.float64()),
+        "fraction": pa.array(np.full(n, float(fraction)), pa.float64()),
+        "skew": pa.array(np.full(n, float(skew)), pa.float64()),
+        "seed": pa.array(np.full(n, int(seed)), pa.int64()),
+    }
+
+
 def ll_table(result: PartyResult, *, scenario: str, party: str, epsilon: float, fraction: float, seed: int,
              skew: float = float("nan")) -> pa.Table:
     """The tidy log-likelihood rows of one party's experiment.
@@ -105,12 +118,7 @@ def ll_table(result: PartyResult, *, scenario: str, party: str, epsilon: float, 
     variant = np.concatenate([np.full(p[4].size, p[0], dtype=object) for p in parts])
     n = variant.size
     return pa.table({
-        "scenario": pa.array(np.full(n, scenario, dtype=object), pa.string()),
-        "party": pa.array(np.full(n, party, dtype=object), pa.string()),
-        "epsilon": pa.array(np.full(n, float(epsilon)), pa.float64()),
-        "fraction": pa.array(np.full(n, float(fraction)), pa.float64()),
-        "skew": pa.array(np.full(n, float(skew)), pa.float64()),
-        "seed": pa.array(np.full(n, int(seed)), pa.int64()),
+        **_key_columns(n, scenario, party, epsilon, fraction, skew, seed),
         "variant": pa.array(variant, pa.string()),
         "order": pa.array(np.concatenate([p[1] for p in parts]), pa.int32()),
         "step": pa.array(np.concatenate([p[2] for p in parts]), pa.int32()),
@@ -185,12 +193,7 @@ def intervals_table(result: PartyResult, *, scenario: str, party: str, epsilon: 
     source = np.repeat(np.concatenate([np.full(p[1].size, p[0], dtype=object) for p in parts])
                        if parts else np.zeros(0, object), P)
     return pa.table({
-        "scenario": pa.array(np.full(n, scenario, dtype=object), pa.string()),
-        "party": pa.array(np.full(n, party, dtype=object), pa.string()),
-        "epsilon": pa.array(np.full(n, float(epsilon)), pa.float64()),
-        "fraction": pa.array(np.full(n, float(fraction)), pa.float64()),
-        "skew": pa.array(np.full(n, float(skew)), pa.float64()),
-        "seed": pa.array(np.full(n, int(seed)), pa.int64()),
+        **_key_columns(n, scenario, party, epsilon, fraction, skew, seed),
         "source": pa.array(source, pa.string()),
         "order": pa.array(per_model(1), pa.int32()),
         "step": pa.array(per_model(2), pa.int32()),
