@@ -21,11 +21,12 @@ from synthshare.atomic import write_csv, write_json, write_parquet
 from synthshare.audit.anonymeter_risks import anonymeter_risks
 from synthshare.audit.scores import score_outputs
 from synthshare.audit.settings import audit_settings
-from synthshare.audit.shadow import arm_epsilon, control_settings, fit_shadows, shadow_datasets
+from synthshare.audit.settings import arm_epsilon
+from synthshare.audit.shadow import control_settings, fit_shadows, shadow_datasets
 from synthshare.audit.targets import record_codes, select_targets
 from synthshare.errors import InputError
 from synthshare.generator.fit import PartyData
-from synthshare.generator.job import NO_PRIVACY
+from synthshare.generator.privacy_level import NO_PRIVACY
 from synthshare.generator.sampling import SET_COLUMN
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.naming import format_number

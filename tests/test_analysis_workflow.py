@@ -24,7 +24,7 @@ include: "workflow/rules/analyse.smk"
 
 rule stand_in_synthetic:
     input:
-        local=lambda w: PATHS.local(w.scenario, w.fraction, w.party),
+        local=lambda w: RunPaths(w.run).local(w.scenario, w.fraction, w.party),
     output:
         PATHS.generator_file("synthetic", "{scenario}", "{epsilon}", "{fraction}", "{seed}", "{party}"),
     params:
@@ -41,8 +41,7 @@ rule stand_in_synthetic:
 
 rule analysis_only:
     input:
-        rules.collect_analysis.output,
-        rules.fit_reference.output,
+        rules.analysis.input,
     default_target: True
 '''
 

@@ -11,20 +11,15 @@ import pytest
 
 from synthshare.audit.scores import ATTACKS, score_outputs
 from synthshare.audit.settings import audit_settings
-from synthshare.audit.shadow import (
-    CONTROL,
-    arm_epsilon,
-    arm_name,
-    control_settings,
-    fit_shadows,
-    shadow_datasets,
-)
+from synthshare.audit.settings import CONTROL, arm_epsilon, arm_name
+from synthshare.audit.shadow import control_settings, fit_shadows, shadow_datasets
 from synthshare.audit.targets import record_codes, select_targets
 from synthshare.config import check_config, load_schema
 from synthshare.errors import InputError
 from synthshare.generator.fit import PartyData
 from synthshare.generator.gradients import clipped_gradient_sum, record_gradients
-from synthshare.generator.job import NO_PRIVACY, UNCLIPPED
+from synthshare.generator.job import UNCLIPPED
+from synthshare.generator.privacy_level import NO_PRIVACY
 from synthshare.generator.settings import GeneratorSettings
 from tests.generator_helpers import random_frame, small_dpvi
 

@@ -153,11 +153,11 @@ def test_every_output_equals_the_local_run(local_and_slurm_runs):
 
 # Rules that stay one SLURM job each (minutes to hours at the paper's scale), and the
 # input-only target rules, which run on the login node.
-HEAVY_RULES = re.compile(r"fit_generators_\w+|analyse_scenario|analyse_skew")
-TARGET_RULES = {"all", "data", "generate", "analysis"}
+HEAVY_RULES = re.compile(r"fit_generators_\w+|analyse_scenario|analyse_skew|audit_shadows")
+TARGET_RULES = {"all", "data", "generate", "analysis", "audit"}
 
 
-@pytest.mark.parametrize("configfile", ["config/smoke.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize("configfile", ["config/smoke.yaml", "config/paper.yaml", "config/audit.yaml", "config/heterogeneity.yaml"])
 def test_every_light_rule_is_grouped(configfile):
     """The profile batches every rule that is neither heavy nor a target (no SLURM needed)."""
     listing = subprocess.run(

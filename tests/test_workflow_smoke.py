@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from synthshare.audit.shadow import arm_name
+from synthshare.audit.settings import arm_name
 from synthshare.config import check_config, load_schema
 from synthshare.figures.catalogue import figure_targets
 from synthshare.figures.claims import AUDIT_CLAIMS, CLAIMS

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 
 from synthshare.audit.metrics import optimal_tpr  # noqa: E402
 from synthshare.audit.scores import ATTACK_LABELS, ATTACKS  # noqa: E402
-from synthshare.audit.shadow import CONTROL  # noqa: E402
+from synthshare.audit.settings import CONTROL  # noqa: E402
 from synthshare.naming import format_number  # noqa: E402
 
 _FLOOR = 1e-3

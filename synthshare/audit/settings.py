@@ -13,8 +13,26 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from synthshare.errors import InputError
-from synthshare.generator.job import NO_PRIVACY
+from synthshare.generator.privacy_level import NO_PRIVACY
 from synthshare.naming import format_number
+
+CONTROL = "control"
+"""Name of the non-DP arm."""
+
+
+def arm_name(epsilon: float) -> str:
+    """``eps<ε>`` for a DP arm, ``control`` for ε = ∞."""
+    return CONTROL if epsilon == NO_PRIVACY else f"eps{format_number(float(epsilon))}"
+
+
+def arm_epsilon(name: str) -> float:
+    """Inverse of :func:`arm_name`."""
+    if name == CONTROL:
+        return NO_PRIVACY
+    if not name.startswith("eps"):
+        raise InputError(f"audit arm {name!r}: expected 'control' or 'eps<epsilon>'")
+    return float(name[3:])
+
 
 AUDIT_KEYS = ("parties", "epsilons", "seed", "control_epochs", "draws", "anonymeter_attacks", "level")
 PARTY_KEYS = ("party", "fraction", "vulnerable", "typical", "fits_per_target")

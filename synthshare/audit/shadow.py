@@ -18,7 +18,7 @@ the DP arms and the control share their random streams, common random numbers as
 release's ε grid), all from the config's ``audit.seed``.
 
 Arms: the configured DP setting per ε (the release's generator settings), and the
-non-DP control, ε = :data:`~synthshare.generator.job.NO_PRIVACY`: σ = 0 and clipping
+non-DP control, ε = :data:`~synthshare.generator.privacy_level.NO_PRIVACY`: σ = 0 and clipping
 off through the same code (``fit_and_sample``), at the release's settings unless the
 config sets ``audit.control_epochs``.
 """
@@ -32,27 +32,10 @@ import numpy as np
 
 from synthshare.errors import InputError
 from synthshare.generator.fit import PartyData
-from synthshare.generator.job import NO_PRIVACY, PartyOutputs, fit_and_sample
+from synthshare.generator.job import PartyOutputs, fit_and_sample
+from synthshare.generator.privacy_level import NO_PRIVACY
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.naming import format_number
-
-CONTROL = "control"
-"""Name of the non-DP arm."""
-
-
-def arm_name(epsilon: float) -> str:
-    """``eps<ε>`` for a DP arm, ``control`` for ε = ∞."""
-    return CONTROL if epsilon == NO_PRIVACY else f"eps{format_number(float(epsilon))}"
-
-
-def arm_epsilon(name: str) -> float:
-    """Inverse of :func:`arm_name`."""
-    if name == CONTROL:
-        return NO_PRIVACY
-    if not name.startswith("eps"):
-        raise InputError(f"audit arm {name!r}: expected 'control' or 'eps<epsilon>'")
-    return float(name[3:])
-
 
 def shadow_scenario(scenario: str, fraction: float) -> str:
     """The ``scenario`` string of the shadow fits' random streams."""

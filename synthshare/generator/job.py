@@ -25,15 +25,12 @@ from synthshare.generator.accounting import calibrate_noise, pld_epsilon
 from synthshare.generator.fit import PartyData, PartyFit, fit_parties
 from synthshare.generator.ledger import ledger_record
 from synthshare.generator.sampling import sample_synthetic
+from synthshare.generator.privacy_level import NO_PRIVACY
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import batch_capacity, effective_rate, expected_batch, overflow_delta
 
 _LOG = logging.getLogger(__name__)
 
-NO_PRIVACY = math.inf
-"""ε of a non-private fit (the audit's non-DP control, :mod:`synthshare.audit.shadow`):
-σ = 0 and clipping off (C = :data:`UNCLIPPED`), through the same fit, sampling and
-ledger code as a DP fit; its ledger record says ε = ∞."""
 
 UNCLIPPED = 1e30
 """The clipping threshold of a non-private fit: finite (so d3p's noise scale σ·C is

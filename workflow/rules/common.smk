@@ -7,8 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from synthshare.audit.settings import audit_settings
-from synthshare.audit.shadow import arm_name
+from synthshare.audit.settings import arm_name, audit_settings
 from synthshare.figures.catalogue import figure_targets
 from synthshare.grid import centre_fractions, model_settings, parties_of as grid_parties_of, skew_enabled
 from synthshare.naming import uniform_parties
