@@ -103,12 +103,11 @@ def with_estimands(intervals: pd.DataFrame, local: Mapping[str, pd.DataFrame], p
         beta = mixture_estimands(unit, unique, design)[inverse.ravel()]
         lookup = pd.DataFrame(beta, columns=list(design.names))
         lookup["order"], lookup["step"] = keys[:, 0], keys[:, 1]
-        # which set of partners the row's data hold (orders sharing a set give the same interval)
-        lookup["partner_set"] = inverse.ravel()
-        # the centres whose real records a row's data hold (own + partners): real-data
-        # sharing of two parties with the same centres is one data set (at the last step, all)
+        # the centres a row's data come from (own + partners): orders of one party sharing
+        # the set fit the same data, and real-data sharing of two parties with the same
+        # centres is one data set (at the last step, all)
         lookup["centres_key"] = ["".join("1" if w > 0 else "0" for w in unique[i]) for i in inverse.ravel()]
-        long = lookup.melt(id_vars=["order", "step", "partner_set", "centres_key"], var_name="term", value_name="estimand")
+        long = lookup.melt(id_vars=["order", "step", "centres_key"], var_name="term", value_name="estimand")
         parts.append(rows.merge(long, on=["order", "step", "term"], how="left", validate="many_to_one"))
     return pd.concat(parts, ignore_index=True) if parts else intervals.assign(estimand=np.nan)
 
@@ -121,7 +120,7 @@ def distinct_replicates(frame: pd.DataFrame) -> pd.DataFrame:
     fixed = frame["source"].isin(["real", "local"])
     first = (frame["epsilon"] == frame["epsilon"].min()) & (frame["seed"] == frame["seed"].min())
     kept = frame[~fixed | first]
-    return kept.drop_duplicates(["scenario", "party", "fraction", "epsilon", "seed", "source", "step", "partner_set", "term"])
+    return kept.drop_duplicates(["scenario", "party", "fraction", "epsilon", "seed", "source", "step", "centres_key", "term"])
 
 
 def data_sets(frame: pd.DataFrame) -> pd.Series:
@@ -131,7 +130,7 @@ def data_sets(frame: pd.DataFrame) -> pd.Series:
     party's own records differ, though partners' synthetic sets are shared)."""
     real = frame["source"].isin(["real", "local"])
     synthetic_key = (frame["party"] + "|" + frame["seed"].astype(str) + "|" + frame["epsilon"].astype(str) + "|"
-                     + frame["partner_set"].astype(str))
+                     + frame["centres_key"])
     return pd.Series(np.where(real, frame["centres_key"], synthetic_key), index=frame.index)
 
 

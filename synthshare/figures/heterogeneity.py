@@ -38,41 +38,35 @@ GAIN_COLUMNS = ("sd", "party", "local_median", "last_median", "peak_step", "peak
                 "selected_partners", "selected_median", "selected_vs_last_pvalue")
 
 
-def party_curves(ll: str | Path, parties: Sequence[str], epsilon: float, fraction: float) -> pd.DataFrame:
-    """Per party and step, the median test log-likelihood over seeds × orders × draws
-    (variant ``full``: step 0 local only, steps 1… random orders)."""
+def level_tables(ll: str | Path, sd: float, parties: Sequence[str], epsilon: float,
+                 fraction: float) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """One level's rows of :data:`GAIN_COLUMNS` (one per party) and its Fig 2 curves: the
+    median test log-likelihood per party and step over seeds × orders × draws (variant
+    ``full``: step 0 local only, steps 1… random orders). ``ll.parquet`` is read once."""
     where = {"scenario": "centres", "epsilon": float(epsilon), "fraction": float(fraction)}
     full = read_ll(ll, columns=("party", "step", "ll"), party=list(parties), variant="full", **where)
-    return full.groupby(["party", "step"], sort=True)["ll"].median().rename("median").reset_index()
-
-
-def gain_table(paths: Sequence[str | Path], sds: Sequence[float], parties: Sequence[str], epsilon: float,
-               fraction: float) -> pd.DataFrame:
-    """One row per (SD, party): :data:`GAIN_COLUMNS`."""
+    chosen = read_ll(ll, columns=("party", "seed", "step", "ll"), party=list(parties), variant="selected", **where)
+    samples = samples_by(full, ["party", "step"])
+    selected = samples_by(chosen, "party")
     rows = []
-    where = {"scenario": "centres", "epsilon": float(epsilon), "fraction": float(fraction)}
-    for sd, ll in zip(sds, paths, strict=True):
-        full = read_ll(ll, columns=("party", "step", "ll"), party=list(parties), variant="full", **where)
-        chosen = read_ll(ll, columns=("party", "seed", "step", "ll"), party=list(parties), variant="selected", **where)
-        samples = samples_by(full, ["party", "step"])
-        selected = samples_by(chosen, "party")
-        for party in parties:
-            steps = sorted(step for (p, step) in samples if p == party)
-            medians = {step: float(np.median(samples[(party, step)])) for step in steps}
-            last = steps[-1]
-            peak = max((s for s in steps if s >= 1), key=lambda s: medians[s])
-            drop = compare(samples[(party, peak)], samples[(party, last)], "greater").pvalue if peak != last else np.nan
-            picked = selected.get(party)
-            partners = chosen.loc[chosen["party"] == party].groupby("seed")["step"].first()
-            rows.append({
-                "sd": float(sd), "party": party, "local_median": medians[0], "last_median": medians[last],
-                "peak_step": int(peak), "peak_median": medians[peak], "drop_pvalue": float(drop),
-                "selected_partners": float(partners.mean()) if len(partners) else np.nan,
-                "selected_median": float(np.median(picked)) if picked is not None else np.nan,
-                "selected_vs_last_pvalue": (compare(picked, samples[(party, last)], "greater").pvalue
-                                            if picked is not None else np.nan),
-            })
-    return pd.DataFrame(rows, columns=list(GAIN_COLUMNS))
+    for party in parties:
+        steps = sorted(step for (p, step) in samples if p == party)
+        medians = {step: float(np.median(samples[(party, step)])) for step in steps}
+        last = steps[-1]
+        peak = max((s for s in steps if s >= 1), key=lambda s: medians[s])
+        drop = compare(samples[(party, peak)], samples[(party, last)], "greater").pvalue if peak != last else np.nan
+        picked = selected.get(party)
+        partners = chosen.loc[chosen["party"] == party].groupby("seed")["step"].first()
+        rows.append({
+            "sd": float(sd), "party": party, "local_median": medians[0], "last_median": medians[last],
+            "peak_step": int(peak), "peak_median": medians[peak], "drop_pvalue": float(drop),
+            "selected_partners": float(partners.mean()) if len(partners) else np.nan,
+            "selected_median": float(np.median(picked)) if picked is not None else np.nan,
+            "selected_vs_last_pvalue": (compare(picked, samples[(party, last)], "greater").pvalue
+                                        if picked is not None else np.nan),
+        })
+    curves = full.groupby(["party", "step"], sort=True)["ll"].median().rename("median").reset_index()
+    return rows, curves
 
 
 def sweep_claims(paths: Sequence[str | Path], sds: Sequence[float], table: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
@@ -149,7 +143,9 @@ def heterogeneity_figures(paths: Sequence[str | Path], settings: dict[str, Any])
     sds = [float(v) for v in settings["sds"]]
     parties = list(settings["parties"])
     epsilon, fraction = float(settings["epsilon"]), float(settings["fraction"])
-    table = gain_table(paths, sds, parties, epsilon, fraction)
+    levels = [level_tables(ll, sd, parties, epsilon, fraction) for sd, ll in zip(sds, paths, strict=True)]
+    table = pd.DataFrame([row for rows, _ in levels for row in rows], columns=list(GAIN_COLUMNS))
+    all_curves = {sd: curves for sd, (_, curves) in zip(sds, levels)}
     claims = sweep_claims(paths, sds, table, settings)
 
     gain_fig, gain_axes = new_figure(6.4, 4.2)
@@ -177,7 +173,6 @@ def heterogeneity_figures(paths: Sequence[str | Path], settings: dict[str, Any])
     ax.set_title(f"Gain vs heterogeneity (ε = {fmt(epsilon)}, f = {fmt(fraction)}; lines: medians{note})", fontsize=9)
 
     steps_fig, steps_axes = new_figure(4.0 * len(sds), 4.0, 1, len(sds), sharey=True)
-    all_curves = {sd: party_curves(ll, parties, epsilon, fraction) for sd, ll in zip(sds, paths, strict=True)}
     gains = [curve["median"].to_numpy() - float(table[(table["sd"] == sd) & (table["party"] == p)]["local_median"].iloc[0])
              for sd, curves in all_curves.items() for p, curve in curves.groupby("party")]
     step_limits = robust_limits(np.concatenate(gains + [(table["selected_median"] - table["local_median"]).to_numpy()]))
