@@ -1,22 +1,23 @@
-"""Fit the DP generators of several parties in one vectorised program.
+"""Fit the DP generators of several parties of one job.
 
 Every party gets its own model, guide, optimiser state, data, record count N_m and
-random stream; one compiled program runs a chunk of epochs for all parties without
-returning to Python. By default (aligned variant) each epoch draws its randomness as
-one block per party (:mod:`synthshare.generator.blocked`) and ``lax.map`` runs the
-parties one after another; the reference path (``blocked=False``, and the stock
-variant) ``jax.vmap``\ s ``dpvi.update`` over the parties and scans the steps. Parties' data are padded
-to the largest N; padding rows are never selected (``subsampling.inclusion_mask``)
-and the batch capacity is the largest any party needs. The inclusion bits of record i
-and the aligned variant's shared guide draw do not depend on the padding or the
-capacity, so a party fitted in a group draws the same batches as fitted alone
-(the aligned fits agree up to floating-point summation order; the stock variant's
-per-example guide draws depend on the capacity).
+random stream (:func:`party_key`). Two paths compute the same fits:
 
-Every party pays for the largest N and capacity of its job (benchmarks/README.md:
-the one program costs 1.0-1.7x the parties' programs fitted one by one). One program per job is kept because it compiles once; fitting
-parties in separate jobs would repeat the ~30 s of accounting, initialisation and
-compilation per party.
+- **fused** (the default for the aligned variant): the randomness of a block of steps
+  is drawn for all parties by one compiled JAX program and the steps run in a numba
+  kernel per party, at the party's own N (:mod:`synthshare.generator.fused`);
+- **reference** (the stock variant always; ``path="reference"``): ``jax.vmap`` of
+  ``dpvi.update`` over the parties, scanned over the steps in one compiled program per
+  chunk of epochs. Parties' data are padded to the largest N; padding rows are never
+  selected (``subsampling.inclusion_mask``).
+
+The batch capacity B is the job's (the largest any party needs) on both paths. A
+party's stream bits depend only on its key and its own N, and the aligned variant's
+shared guide draw not on the padding or the capacity, so a party fitted in a group
+draws the same batches as fitted alone, and the two paths draw the same batches and
+noise (the fits agree up to float32 rounding; the stock variant's per-example guide
+draws depend on the capacity). One job fits all its parties because its fixed costs
+(accounting, initialisation, compilation) would otherwise be paid per party.
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ import pandas as pd
 from numpyro.optim import Adam
 
 from synthshare.errors import InputError
-from synthshare.generator.blocked import blocked_steps
 from synthshare.generator.compilation import compile_for_one_thread
 from synthshare.generator.dpvi import AlignedPoissonDPSVI, PoissonDPSVI
 from synthshare.generator.encoding import encode_records
+from synthshare.generator.fused import FusedState, ModelLayout, run_fused
 from synthshare.generator.gradients import clipped_gradient_sum, prior_log_density, prior_log_density_and_gradient
 from synthshare.generator.model import generative_model, make_guide, record_log_likelihood
 from synthshare.generator.settings import GeneratorSettings
 
 MAX_CHUNK_EPOCHS = 25
-"""Epochs per compiled call: long enough to amortise the call, short enough for a live progress bar."""
+"""Epochs per chunk (one compiled call on the reference path): long enough to amortise
+the call, short enough for a live progress bar."""
 
 
 @dataclass(frozen=True)
@@ -123,32 +125,28 @@ def _stack(trees: Sequence) -> object:
     return jax.tree_util.tree_map(lambda *leaves: jnp.stack([jnp.asarray(x) for x in leaves]), *trees)
 
 
-@functools.lru_cache(maxsize=4)
-def _chunk_runner(settings: GeneratorSettings, sigma: float, capacity: int, parties: int, largest: int, features: int,
-                  blocked: bool = True):
-    """The DPVI object and its compiled chunk of epochs for these shapes, built once per
-    process (a job compiles once; repeated fits, as in tests and benchmarks, reuse it).
+PATHS = ("fused", "reference")
+"""How :func:`fit_parties` runs the steps (module docstring)."""
 
-    ``blocked``: the aligned variant draws each epoch's randomness as one block
-    (:mod:`synthshare.generator.blocked`, same trajectory, faster); False runs
-    ``dpvi.update`` step by step (the reference; the stock variant always does)."""
+
+@functools.lru_cache(maxsize=4)
+def _cached_dpvi(settings: GeneratorSettings, sigma: float, capacity: int) -> PoissonDPSVI:
+    """:func:`build_dpvi`, once per process and setting, so that the fused path's compiled
+    draw programs (cached per DPVI object) are reused by repeated fits."""
+    return build_dpvi(settings, sigma, capacity)
+
+
+@functools.lru_cache(maxsize=4)
+def _chunk_runner(settings: GeneratorSettings, sigma: float, capacity: int, parties: int, largest: int, features: int):
+    """The DPVI object and the reference path's compiled chunk of epochs for these shapes,
+    built once per process (a job compiles once; repeated fits, as in tests and
+    benchmarks, reuse it)."""
     dpvi = build_dpvi(settings, sigma, capacity)
     per_chunk = chunk_epochs(settings.epochs)
     step = jax.vmap(dpvi.update)
-    def epoch_block(states, codes, outcome, num_records):
-        # Parties one after another inside the program (lax.map): with the blocked draws
-        # this measured 1.0-1.6x faster than vmapping them (benchmarks/README.md).
-        def party(args):
-            return blocked_steps(dpvi, *args, steps=settings.steps_per_epoch)
-        return jax.lax.map(party, (states, codes, outcome, num_records))
-    blocked = blocked and isinstance(dpvi, AlignedPoissonDPSVI)
 
     def run_chunk(states, codes, outcome, num_records):
         def epoch(states, _):
-            if blocked:
-                states, losses = epoch_block(states, codes, outcome, num_records)  # losses (M, steps)
-                return states, -jnp.mean(losses, axis=1)
-
             def one_step(states, _):
                 return step(states, codes, outcome, num_records)
             states, losses = jax.lax.scan(one_step, states, None, length=settings.steps_per_epoch)
@@ -174,9 +172,9 @@ def fit_parties(
     seed: int,
     scenario: str,
     on_chunk: Callable[[int, np.ndarray], None] | None = None,
-    blocked: bool = True,
+    path: str = "fused",
 ) -> list[PartyFit]:
-    """Fit every party's generator with DPVI, all parties in one vectorised program.
+    """Fit every party's generator with DPVI.
 
     Args:
         parties: the parties' encoded data (M of them).
@@ -184,52 +182,72 @@ def fit_parties(
         sigma: noise multiplier σ from :func:`accounting.calibrate_noise`.
         capacity: padded batch size B (at least every party's own need).
         seed, scenario: select each party's random stream (:func:`party_key`).
-        on_chunk: called after each compiled chunk with the number of epochs done
+        on_chunk: called after each chunk of epochs with the number of epochs done
             and that chunk's ELBO, shape (chunk epochs, M) — for a progress bar.
-        blocked: draw each epoch's randomness as one block (aligned variant; same
-            trajectory as the step-by-step reference up to rounding, faster).
+        path: ``fused`` (aligned variant; the stock variant always runs the reference)
+            or ``reference`` (module docstring). Same batches and noise, same fits up
+            to float32 rounding.
 
     Returns:
         One :class:`PartyFit` per party, in input order.
     """
     if not parties:
         raise InputError("fit_parties: no parties given; expected at least one")
+    if path not in PATHS:
+        raise InputError(f"fit_parties: path {path!r}; expected one of {list(PATHS)}")
     largest = max(p.num_records for p in parties)
     features = parties[0].codes.shape[1]
-    dpvi, compiled = _chunk_runner(settings, float(sigma), int(capacity), len(parties), largest, features, bool(blocked))
-    codes = np.zeros((len(parties), largest, features), np.int32)
-    outcome = np.zeros((len(parties), largest), np.float32)
-    for m, party in enumerate(parties):
-        codes[m, : party.num_records] = party.codes
-        outcome[m, : party.num_records] = party.outcome
-    num_records = jnp.asarray([p.num_records for p in parties], jnp.int32)
+    fused = path == "fused" and settings.variant == "aligned"
+    if fused:
+        dpvi = _cached_dpvi(settings, float(sigma), int(capacity))
+    else:
+        dpvi, compiled = _chunk_runner(settings, float(sigma), int(capacity), len(parties), largest, features)
     states = _stack([
         dpvi.init(party_key(seed, scenario, p.name), jnp.asarray(p.codes), jnp.asarray(p.outcome), num_records=p.num_records)
         for p in parties
     ])
-    codes, outcome = jnp.asarray(codes), jnp.asarray(outcome)
+    layout = tuple((name, tuple(int(d) for d in np.shape(value))) for name, value in dpvi.guide._init_locs.items())
     per_chunk = chunk_epochs(settings.epochs)
+    steps_per_epoch = settings.steps_per_epoch
     elbo_chunks = []
-    for done in range(per_chunk, settings.epochs + 1, per_chunk):
-        states, elbo = compiled(states, codes, outcome, num_records)
-        elbo = np.asarray(elbo)
-        elbo_chunks.append(elbo)
-        if on_chunk is not None:
-            on_chunk(done, elbo)
+    if fused:
+        state = FusedState.from_reference(states)
+        model_layout = ModelLayout.from_guide(layout, settings.components)
+        for done in range(per_chunk, settings.epochs + 1, per_chunk):
+            losses, selected = run_fused(dpvi, settings, model_layout, state, [p.codes for p in parties],
+                                         [p.outcome for p in parties], per_chunk * steps_per_epoch)
+            elbo = -losses.reshape(len(parties), per_chunk, steps_per_epoch).mean(axis=2).T
+            elbo_chunks.append(elbo)
+            if on_chunk is not None:
+                on_chunk(done, elbo)
+        locs, scales = state.loc, state.scale()
+    else:
+        codes = np.zeros((len(parties), largest, features), np.int32)
+        outcome = np.zeros((len(parties), largest), np.float32)
+        for m, party in enumerate(parties):
+            codes[m, : party.num_records] = party.codes
+            outcome[m, : party.num_records] = party.outcome
+        num_records = jnp.asarray([p.num_records for p in parties], jnp.int32)
+        codes, outcome = jnp.asarray(codes), jnp.asarray(outcome)
+        for done in range(per_chunk, settings.epochs + 1, per_chunk):
+            states, elbo = compiled(states, codes, outcome, num_records)
+            elbo = np.asarray(elbo)
+            elbo_chunks.append(elbo)
+            if on_chunk is not None:
+                on_chunk(done, elbo)
+        prefix = dpvi.guide.prefix
+        params = [dpvi.get_params(jax.tree_util.tree_map(lambda leaf: leaf[m], states)) for m in range(len(parties))]
+        locs = np.stack([np.asarray(p[f"{prefix}_loc"], np.float64) for p in params])
+        scales = np.stack([np.asarray(p[f"{prefix}_scale"], np.float64) for p in params])
     elbo = np.concatenate(elbo_chunks, axis=0)
 
-    layout = tuple((name, tuple(int(d) for d in np.shape(value))) for name, value in dpvi.guide._init_locs.items())
-    prefix = dpvi.guide.prefix
     fits = []
     for m, party in enumerate(parties):
-        state = jax.tree_util.tree_map(lambda leaf: leaf[m], states)
-        params = dpvi.get_params(state)
-        loc = np.asarray(params[f"{prefix}_loc"], np.float64)
-        scale = np.asarray(params[f"{prefix}_scale"], np.float64)
+        loc, scale = locs[m], scales[m]
         if not (np.all(np.isfinite(loc)) and np.all(np.isfinite(scale))):
             raise RuntimeError(f"party {party.name!r}: DPVI diverged (non-finite guide parameters) with sigma={sigma}")
         fits.append(PartyFit(
-            name=party.name, num_records=party.num_records, loc=loc, scale=scale,
+            name=party.name, num_records=party.num_records, loc=loc.copy(), scale=scale.copy(),
             elbo=elbo[:, m].astype(np.float64), layout=layout,
         ))
     return fits

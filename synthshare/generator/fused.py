@@ -1,0 +1,203 @@
+"""The fast path of the aligned DPVI fits: randomness drawn in blocks by JAX, steps compiled by numba.
+
+:meth:`AlignedPoissonDPSVI.update` (the reference: d3p's ``DPSVI`` extended) draws
+three ChaCha keys per step from the state's key, then the step's Poisson batch from
+the first (a stream of ChaCha bits read lazily, :mod:`synthshare.generator.subsampling`),
+the shared guide draw η from the second and the Gaussian noise ξ from the third
+(``d3p.random.normal``), and runs the clipped, noised gradient and Adam in float32
+through XLA. The fast path computes the same steps in two phases per block of steps:
+
+1. :func:`draw_block` — one compiled JAX program, vectorised over the parties and the
+   steps: the key chain (the reference's ``_split_rng_key`` step after step), every
+   step's stream words (``chacha.random.random_bits`` of the batch key, the reference's
+   call), η (``dpvi.shared_draw``) and ξ (``dpvi.standard_noise``). None of them
+   depends on the parameters.
+2. :func:`synthshare.generator.fused_kernel.run_steps` — per party, the steps
+   themselves in one compiled loop (batch from the stream, gradient, clipping, noise,
+   prior, chain rule, Adam), in float64.
+
+So the batches and the noise are the reference's, bit for bit, and the trajectory is
+the reference's up to floating-point rounding (float64 here, float32 there; the tests
+compare them). The mechanism is the reference's: each record enters each step's batch
+independently with probability ``effective_rate(q)``, and noise σ·C is added to the sum
+of the clipped per-record gradients. Each party runs at its own N (no padding to the
+largest party of the job; only the stream words of phase 1 are drawn for the longest
+stream, of which each party reads its own prefix).
+
+Why it is faster (benchmarks/README.md, "DPVI"): the reference's step is some sixty
+small XLA operations, each costing more to dispatch than to compute on a CPU; here one
+step is a few thousand scalar operations, and a step reads ~2 stream bits per record
+instead of 16.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from chacha import random as chacha_random
+from d3p.svi import DPSVIState
+from scipy.special import gammaln
+
+from synthshare.generator import fused_kernel
+from synthshare.generator.compilation import compile_for_one_thread
+from synthshare.generator.dpvi import AlignedPoissonDPSVI
+from synthshare.generator.encoding import LEVEL_COUNTS
+from synthshare.generator.settings import GeneratorSettings
+from synthshare.generator.subsampling import BERNOULLI_BITS, stream_words, threshold
+
+MAX_DRAW_STEPS = 1000
+"""Steps of randomness drawn per JAX call: (M, T, W + 2D) words, ~70 MB for 16 parties
+at f = 1 and T = 1,000; more would only save calls that cost ~1 ms."""
+
+
+@dataclass
+class FusedState:
+    """The optimiser state of M parties as the kernel updates it (float64, in place).
+
+    ``loc``, ``scale_u`` (M, D): guide location and unconstrained scale; ``moment1``,
+    ``moment2`` (M, 2, D): Adam's m and v of (loc, scale_u); ``step`` (M,) Adam's step
+    count; ``keys`` (M, 4, 4) uint32: each party's ChaCha key (the reference state's).
+    """
+
+    loc: np.ndarray
+    scale_u: np.ndarray
+    moment1: np.ndarray
+    moment2: np.ndarray
+    step: np.ndarray
+    keys: jax.Array
+
+    @classmethod
+    def from_reference(cls, states: DPSVIState) -> "FusedState":
+        """From stacked :class:`DPSVIState` (parties along the first axis) of numpyro's Adam.
+
+        The optimiser state's leaves are (step, loc, m_loc, v_loc, scale, m_scale, v_scale):
+        numpyro keeps the step count first and ``jax.example_libraries`` packs (x, m, v)
+        per parameter in sorted key order (``auto_loc``, ``auto_scale``).
+        """
+        step, loc, m_loc, v_loc, scale, m_scale, v_scale = (
+            np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(states.optim_state)
+        )
+        return cls(
+            loc=loc.astype(np.float64), scale_u=scale.astype(np.float64),
+            moment1=np.stack([m_loc, m_scale], axis=1).astype(np.float64),
+            moment2=np.stack([v_loc, v_scale], axis=1).astype(np.float64),
+            step=step.astype(np.int64).reshape(-1), keys=states.rng_key,
+        )
+
+    def scale(self) -> np.ndarray:
+        """The guide's standard deviations softplus(u_s), (M, D)."""
+        return np.logaddexp(0.0, self.scale_u)
+
+
+def draw_block(dpvi: AlignedPoissonDPSVI, keys: jax.Array, words: int, dim: int, steps: int):
+    """Every random quantity of the next ``steps`` reference steps of one party.
+
+    ``keys`` (4, 4) the party's ChaCha key. Returns the key after the block and, per
+    step, the batch key's first ``words`` stream words (T, W) uint32, η (T, D) and
+    ξ (T, D) float32: what ``update`` draws from the same keys.
+    """
+    state = DPSVIState(None, keys, None)
+
+    def next_keys(carry: DPSVIState, _):
+        carry, split = dpvi._split_rng_key(carry, 3)  # the reference's split, step by step
+        return carry, tuple(split)
+
+    after, (batch_keys, gradient_keys, noise_keys) = jax.lax.scan(next_keys, state, None, length=steps)
+    stream = jax.vmap(lambda key: chacha_random.random_bits(key, 32, (words,)))(batch_keys)
+    eta = jax.vmap(lambda key: dpvi.shared_draw(key, (dim,)))(gradient_keys)
+    noise = jax.vmap(lambda key: dpvi.standard_noise(key, (dim,)))(noise_keys)
+    return after.rng_key, stream, eta, noise
+
+
+@functools.lru_cache(maxsize=8)
+def _block_program(dpvi: AlignedPoissonDPSVI, parties: int, words: int, dim: int, steps: int):
+    """:func:`draw_block` for all parties (vmapped), compiled once per shape for one thread."""
+    program = jax.vmap(lambda keys: draw_block(dpvi, keys, words, dim, steps))
+    return compile_for_one_thread(program, jnp.zeros((parties, 4, 4), jnp.uint32))
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """Where each site of the flat latent vector lives, for the kernel (int64 arrays)."""
+
+    level_counts: np.ndarray
+    column_start: np.ndarray
+    site_offset: np.ndarray
+    coef_offset: int
+    components: int
+    dim: int
+
+    @classmethod
+    def from_guide(cls, layout: tuple[tuple[str, tuple[int, ...]], ...], components: int) -> "ModelLayout":
+        """From a fit's ``layout`` (sites in flat order with their shapes); refuses any other order."""
+        expected = ["weights"] + [name for name, _ in layout[1:-1]] + ["coef"]
+        names = [name for name, _ in layout]
+        if names != expected or not all(name.startswith("probs_") for name in names[1:-1]) or len(names) != 2 + len(LEVEL_COUNTS):
+            raise RuntimeError(f"fused DPVI kernel: unexpected latent layout {layout}")
+        offsets, position = [], 0
+        for name, shape in layout:
+            offsets.append(position)
+            position += int(np.prod(shape, dtype=np.int64))
+        counts = np.asarray(LEVEL_COUNTS, np.int64)
+        return cls(
+            level_counts=counts, column_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64),
+            site_offset=np.asarray(offsets[1:-1], np.int64), coef_offset=int(offsets[-1]),
+            components=int(components), dim=int(position),
+        )
+
+
+def run_fused(
+    dpvi: AlignedPoissonDPSVI,
+    settings: GeneratorSettings,
+    layout: ModelLayout,
+    state: FusedState,
+    codes: list[np.ndarray],
+    outcome: list[np.ndarray],
+    steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``steps`` aligned DPVI steps of every party, in place on ``state``.
+
+    ``settings``: the generator settings ``dpvi`` was built from (learning rate, priors).
+    ``codes[m]`` (N_m, 5) int32 and ``outcome[m]`` (N_m,) are party m's own records
+    (unpadded). Returns the losses (M, steps) and the records selected per step
+    (M, steps) before truncation to the capacity (for overflow diagnostics).
+    """
+    parties = len(codes)
+    sizes = [int(c.shape[0]) for c in codes]
+    own_words = [stream_words(n) for n in sizes]
+    words = max(own_words)
+    t = threshold(dpvi.sampling_rate)
+    lead = max(0, BERNOULLI_BITS - int(t).bit_length())
+    model = settings.model
+    losses = np.empty((parties, steps), np.float64)
+    selected = np.empty((parties, steps), np.int64)
+    prepared = [
+        (np.ascontiguousarray(c, np.int32), np.asarray(y, np.float64), gammaln(np.asarray(y, np.float64) + 1.0))
+        for c, y in zip(codes, outcome)
+    ]
+    done = 0
+    while done < steps:
+        block = min(MAX_DRAW_STEPS, steps - done)
+        program = _block_program(dpvi, parties, words, layout.dim, block)
+        keys, stream, eta, noise = program(state.keys)
+        state.keys = keys
+        stream, eta, noise = np.asarray(stream), np.asarray(eta), np.asarray(noise)
+        for m in range(parties):
+            party_codes, party_outcome, party_log_factorial = prepared[m]
+            n = sizes[m]
+            state.step[m] = fused_kernel.run_steps(
+                party_codes, party_outcome, party_log_factorial, n, stream[m], own_words[m], int(t), lead,
+                int(dpvi.capacity), eta[m], noise[m],
+                state.loc[m], state.scale_u[m], state.moment1[m], state.moment2[m], int(state.step[m]),
+                layout.level_counts, layout.column_start, layout.site_offset, layout.coef_offset, layout.components,
+                float(dpvi.sampling_rate), float(dpvi._clipping_threshold), float(dpvi._dp_scale),
+                float(settings.learning_rate), float(model.dirichlet_concentration), float(model.coef_prior_scale),
+                float(dpvi.sampling_rate) * n, float(n),
+                losses[m, done:done + block], selected[m, done:done + block],
+            )
+        done += block
+    return losses, selected
