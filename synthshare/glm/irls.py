@@ -196,10 +196,15 @@ class PoissonBatchSolver:
         if B == 0:
             return out
         cells = counts.reshape(B, self._left, self._right, 2)
+        if self.kernel == "numba":
+            # int32 views straight into the kernel: no float copies of the tables
+            if cells.dtype != np.int32:
+                if cells.size and (cells.min() < 0 or cells.max() > np.iinfo(np.int32).max):
+                    raise ValueError(f"counts from {cells.min()} to {cells.max()}; expected 0 … 2^31 − 1")
+                cells = cells.astype(np.int32)
+            return self._fit_compiled(counts, cells[..., 0], cells[..., 1], out, max_iter, tol, start)
         n = np.ascontiguousarray(cells[..., 0], dtype=np.float64)
         s = np.ascontiguousarray(cells[..., 1], dtype=np.float64)
-        if self.kernel == "numba":
-            return self._fit_compiled(counts, n, s, out, max_iter, tol, start)
         state = self._first_step(n, s, out)
         state.singular &= ~out.failed
         replay = ~state.singular & ~out.failed
