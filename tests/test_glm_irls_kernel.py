@@ -268,3 +268,6 @@ def test_count_tables_of_any_integer_type_give_the_same_bytes():
         run_kernel(solver._tables, cells[..., 0] - 1, cells[..., 1], None, 100, 1e-8)
     with pytest.raises(ValueError, match="counts from -1"):
         solver.fit(counts.astype(np.int64) - 1)
+    np.testing.assert_array_equal(solver.fit(counts.astype(float)).coef, as_int32.coef)
+    with pytest.raises(ValueError, match="non-integer"):
+        solver.fit(counts + 0.5)

@@ -202,7 +202,10 @@ class PoissonBatchSolver:
             if cells.dtype != np.int32:
                 if cells.size and (cells.min() < 0 or cells.max() > np.iinfo(np.int32).max):
                     raise ValueError(f"counts from {cells.min()} to {cells.max()}; expected 0 … 2^31 − 1")
-                cells = cells.astype(np.int32)
+                converted = cells.astype(np.int32)
+                if not np.issubdtype(cells.dtype, np.integer) and not np.array_equal(converted, cells):
+                    raise ValueError("count tables with non-integer entries; expected records and positives per cell")
+                cells = converted
             return self._fit_compiled(counts, cells[..., 0], cells[..., 1], out, max_iter, tol, start)
         n = np.ascontiguousarray(cells[..., 0], dtype=np.float64)
         s = np.ascontiguousarray(cells[..., 1], dtype=np.float64)
