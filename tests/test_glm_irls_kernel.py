@@ -231,3 +231,43 @@ def test_sparse_and_dense_margins_give_the_same_bytes():
     for other in runs[1:]:
         for name in ("beta", "var", "hessian_flat", "meat_flat", "iterations", "warm", "singular"):
             np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name), err_msg=name)
+
+
+@pytest.mark.parametrize("keep", [FEATURES, tuple(f for f in FEATURES if f != "ethnicity"), ("age_group", "sex", "deprivation")])
+def test_sparse_and_dense_margins_give_the_same_bytes_in_every_design(keep):
+    """The five-feature design's unrolled cell loops and the generic ones (four and three
+    features): occupied cells only or whole rows, the same bytes."""
+    design, counts = mixed_tables(6, count=12)
+    variant = Design.build(design.reference_levels(), keep)
+    tables = drop_features(counts, FEATURES, keep)
+    solver = PoissonBatchSolver(variant)
+    cells = tables.reshape(tables.shape[0], solver._left, solver._right, 2)
+    start = np.where(solver.fit(tables // 2).zero_positive, np.nan, 0.0)
+    runs = [run_kernel(solver._tables, cells[..., 0], cells[..., 1], start, 100, 1e-8, sparse_share=share)
+            for share in (0.0, 1.0)]
+    for name in ("beta", "var", "hessian_flat", "meat_flat", "iterations", "warm", "singular"):
+        np.testing.assert_array_equal(runs[0].__dict__[name], runs[1].__dict__[name], err_msg=name)
+
+
+def test_count_tables_of_any_integer_type_give_the_same_bytes():
+    """The kernel reads int32 views of the count table in place; int64 tables (``fit_poisson``)
+    and float copies are converted first: the same fits, byte for byte."""
+    design, counts = mixed_tables(9, count=8)
+    solver = PoissonBatchSolver(design)
+    as_int32 = solver.fit(counts.astype(np.int32))
+    as_int64 = solver.fit(counts.astype(np.int64))
+    cells = counts.reshape(counts.shape[0], solver._left, solver._right, 2)
+    floats = run_kernel(solver._tables, cells[..., 0].astype(float), cells[..., 1].astype(float), None, 100, 1e-8)
+    for name in ("coef", "var", *FLAGS):
+        np.testing.assert_array_equal(getattr(as_int32, name), getattr(as_int64, name), err_msg=name)
+    done = ~as_int32.failed & ~as_int32.rank_deficient
+    np.testing.assert_array_equal(floats.beta[done], as_int32.coef[done])
+    with pytest.raises(ValueError, match="not integers"):
+        run_kernel(solver._tables, cells[..., 0] + 0.5, cells[..., 1].astype(float), None, 100, 1e-8)
+    with pytest.raises(ValueError, match="counts from -1"):
+        run_kernel(solver._tables, cells[..., 0] - 1, cells[..., 1], None, 100, 1e-8)
+    with pytest.raises(ValueError, match="counts from -1"):
+        solver.fit(counts.astype(np.int64) - 1)
+    np.testing.assert_array_equal(solver.fit(counts.astype(float)).coef, as_int32.coef)
+    with pytest.raises(ValueError, match="non-integer"):
+        solver.fit(counts + 0.5)
