@@ -6,20 +6,22 @@ Prints, for the study's model (K = 16, AutoDiagonalNormal, Adam):
    of d3p 0.2.0's DPSVI as shipped (fixed batch of b, per-example Trace_ELBO
    gradients), of our stock variant (Poisson subsampling, masked padded batch), of
    our aligned variant step by step (``AlignedPoissonDPSVI.update``, the reference)
-   and of the same aligned steps with each block of steps' randomness drawn at once
-   (``synthshare.generator.blocked``, the default in fits), at (b = 3, N = 290) and
+   and of the same aligned steps on the fits' default path (``synthshare.generator.fused``:
+   each block of steps' randomness drawn at once by JAX, the steps in the numba kernel;
+   the draw is included in its time), at (b = 3, N = 290) and
    (b = 38, N = 3,800) —
    the DP variants use q = 0.01, so q·N = b on average, and a batch capacity B
    that makes overflow negligible (the batch actually computed is B, not b);
 2. the ratios to the plain SVI step and the seconds for 400,000 steps;
-3. one (ε, f, seed) job of 16 parties: µs per step of the job's one program (all
-   parties, each padded to the largest; ``lax.map`` over the parties of the blocked
-   steps, as ``synthshare.generator.fit``) versus the sum over parties fitted one by one, at f = 0.1 and f = 1 party sizes, and the
-   projected job time at 1,000 and 4,000 epochs (plus measured fixed costs).
+3. one (ε, f, seed) job of 16 parties: µs per step of the job on the fused path (all
+   parties' randomness in one JAX call, then the kernel party after party, as
+   ``synthshare.generator.fit``) versus the sum over parties fitted one by one, at
+   f = 0.1 and f = 1 party sizes, and the projected job time at 1,000 and 4,000 epochs
+   (plus measured fixed costs).
 
 Threads are pinned to 1 (synthshare.threads: OpenMP of d3p's RNG, BLAS, XLA), every
-program is compiled for one thread (synthshare.generator.compilation) and run as a
-``lax.scan`` of steps (the blocked variant: one block of ``--steps`` steps). Timings are noisy on a shared machine: each measurement
+JAX program is compiled for one thread (synthshare.generator.compilation) and run as a
+``lax.scan`` of ``--steps`` steps (the fused path: blocks of ``--steps`` steps). Timings are noisy on a shared machine: each measurement
 is repeated in interleaved rounds and the minimum and median are shown, with the load.
 
     python benchmarks/bench_dpvi.py [--rounds 7] [--steps 400] [--quick]
@@ -46,9 +48,9 @@ from d3p.svi import DPSVI  # noqa: E402
 from numpyro.infer import SVI, Trace_ELBO  # noqa: E402
 from numpyro.optim import Adam  # noqa: E402
 
-from synthshare.generator.blocked import blocked_steps  # noqa: E402
 from synthshare.generator.compilation import compile_for_one_thread  # noqa: E402
-from synthshare.generator.fit import PartyData, _stack, build_dpvi, fit_parties, party_key  # noqa: E402
+from synthshare.generator.fit import PartyData, _stack, build_dpvi, party_key  # noqa: E402
+from synthshare.generator.fused import FusedState, ModelLayout, run_fused  # noqa: E402
 from synthshare.generator.job import fit_and_sample  # noqa: E402
 from synthshare.generator.encoding import LEVEL_COUNTS  # noqa: E402
 from synthshare.generator.model import ModelSettings, generative_model, make_guide  # noqa: E402
@@ -110,31 +112,45 @@ def ours(variant: str, n: int, codes, outcome):
     return step, state, capacity, dpvi
 
 
-class Block:
-    """A program that runs ``steps`` steps itself: ``program(steps)(state, key) -> state``."""
+class Fused:
+    """The fits' default path for some parties: ``run(steps)`` runs ``steps`` steps of all
+    of them (randomness drawn by JAX, steps by the numba kernel) from a copy of the state."""
 
-    def __init__(self, program):
-        self.program = program
+    def __init__(self, dpvi, settings, data, sizes):
+        self.dpvi, self.settings = dpvi, settings
+        self.codes = [np.asarray(c) for c, _ in data]
+        self.outcome = [np.asarray(y) for _, y in data]
+        states = _stack([dpvi.init(party_key(1, "bench", str(i)), c, y, num_records=n)
+                         for i, ((c, y), n) in enumerate(zip(data, sizes))])
+        self.state = FusedState.from_reference(states)
+        layout = tuple((name, tuple(np.shape(v))) for name, v in dpvi.guide._init_locs.items())
+        self.layout = ModelLayout.from_guide(layout, settings.components)
 
-
-def blocked(dpvi, codes, outcome, n):
-    """The aligned steps with each block's randomness drawn at once (synthshare.generator.blocked)."""
-    return Block(lambda steps: lambda state, key: blocked_steps(dpvi, state, codes, outcome, n, steps)[0])
+    def run(self, steps: int) -> None:
+        state = FusedState(self.state.loc.copy(), self.state.scale_u.copy(), self.state.moment1.copy(),
+                           self.state.moment2.copy(), self.state.step.copy(), self.state.keys)
+        run_fused(self.dpvi, self.settings, self.layout, state, self.codes, self.outcome, steps)
 
 
 def time_programs(programs: dict, steps: int, rounds: int) -> dict[str, list[float]]:
-    """µs per step of each compiled program, ``rounds`` interleaved repetitions."""
-    def program(step):
-        return step.program(steps) if isinstance(step, Block) else scan_program(step, steps)
-    compiled = {name: (compile_for_one_thread(program(step), state, jax.random.PRNGKey(0)), state)
-                for name, (step, state) in programs.items()}
-    for run, state in compiled.values():
-        jax.block_until_ready(run(state, jax.random.PRNGKey(1)))
+    """µs per step of each program (a JAX step function and state, or a :class:`Fused`),
+    ``rounds`` interleaved repetitions."""
+    runs = {}
+    for name, entry in programs.items():
+        if isinstance(entry, Fused):
+            runs[name] = lambda r, entry=entry: entry.run(steps)
+        else:
+            step, state = entry
+            compiled = compile_for_one_thread(scan_program(step, steps), state, jax.random.PRNGKey(0))
+            runs[name] = lambda r, compiled=compiled, state=state: jax.block_until_ready(
+                compiled(state, jax.random.PRNGKey(2 + r)))
+    for run in runs.values():
+        run(-1)  # compile (numba: first call of the process) and warm up
     times = {name: [] for name in programs}
     for r in range(rounds):
-        for name, (run, state) in compiled.items():
+        for name, run in runs.items():
             started = time.perf_counter()
-            jax.block_until_ready(run(state, jax.random.PRNGKey(2 + r)))
+            run(r)
             times[name].append((time.perf_counter() - started) / steps * 1e6)
     return times
 
@@ -155,7 +171,7 @@ def step_costs(steps: int, rounds: int) -> None:
             "d3p DPSVI as shipped": shipped_d3p(n, batch, codes, outcome),
             "ours, stock (Poisson)": (stock_step, stock_state),
             "ours, aligned step by step": (aligned_step, aligned_state),
-            "ours, aligned blocked (default)": (blocked(aligned_dpvi, codes, outcome, n), aligned_state),
+            "ours, aligned fused (default)": Fused(aligned_dpvi, GeneratorSettings(), [(codes, outcome)], [n]),
         }
         times = time_programs(programs, steps, rounds)
         base_min, base_median = summary(times["plain numpyro SVI"])
@@ -182,37 +198,22 @@ def vectorised_costs(steps: int, rounds: int) -> None:
         sizes = party_sizes(fraction, rng)
         data = [records(rng, n) for n in sizes]
         capacities = [batch_capacity(n, q, PAPER_STEPS, 1.0, 1e-8) for n in sizes]
-        largest = max(sizes)
         settings = GeneratorSettings()
         dpvi = build_dpvi(settings, SIGMA, max(capacities))
-        states = _stack([dpvi.init(party_key(1, "bench", str(i)), c, y, num_records=n)
-                         for i, ((c, y), n) in enumerate(zip(data, sizes))])
-        codes = jnp.stack([jnp.pad(c, ((0, largest - len(c)), (0, 0))) for c, _ in data])
-        outcome = jnp.stack([jnp.pad(y, (0, largest - len(y))) for _, y in data])
-        counts = jnp.asarray(sizes, jnp.int32)
-        # The default path of a job (synthshare.generator.fit): each block of steps' randomness
-        # drawn at once, the parties one after another in one program (lax.map).
-        def mapped(steps):
-            def run(s, k):
-                return jax.lax.map(lambda a: blocked_steps(dpvi, *a, steps)[0], (s, codes, outcome, counts))
-            return run
-        programs = {"one program, 16 parties": (Block(mapped), states)}
-        singles = {}
-        for i, ((c, y), n, cap) in enumerate(zip(data, sizes, capacities)):
-            single = build_dpvi(settings, SIGMA, cap)
-            state = single.init(party_key(1, "bench", str(i)), c, y, num_records=n)
-            singles[f"party {i}"] = (blocked(single, c, y, n), state)
+        programs = {"one job, 16 parties": Fused(dpvi, settings, data, sizes)}
+        singles = {f"party {i}": Fused(build_dpvi(settings, SIGMA, cap), settings, [d], [n])
+                   for i, (d, n, cap) in enumerate(zip(data, sizes, capacities))}
         times = time_programs({**programs, **singles}, steps, rounds)
-        joint_min, joint_median = summary(times["one program, 16 parties"])
+        joint_min, joint_median = summary(times["one job, 16 parties"])
         alone_min = sum(min(times[name]) for name in singles)
         alone_median = sum(statistics.median(times[name]) for name in singles)
         print(f"f = {fraction:g}: N = {min(sizes)}-{max(sizes)}, capacity {max(capacities)} (own {min(capacities)}-{max(capacities)})")
-        print(f"  one program: {joint_min:.0f} µs/step (median {joint_median:.0f}) for all 16 = {joint_min / 16:.1f} µs per party-step")
+        print(f"  one job: {joint_min:.0f} µs/step (median {joint_median:.0f}) for all 16 = {joint_min / 16:.1f} µs per party-step")
         print(f"  one by one: {alone_min:.0f} µs/step (median {alone_median:.0f}) summed over the 16 parties")
-        print(f"  one program vs one by one: {alone_min / joint_min:.2f}× (median {alone_median / joint_median:.2f}×)")
+        print(f"  one job vs one by one: {alone_min / joint_min:.2f}× (median {alone_median / joint_median:.2f}×)")
         for epochs in (1000, 4000):
             print(f"  {epochs} epochs = {epochs * 100} steps: training {joint_min * epochs * 100 / 1e6:.0f} s "
-                  f"(median {joint_median * epochs * 100 / 1e6:.0f} s) in the one program")
+                  f"(median {joint_median * epochs * 100 / 1e6:.0f} s) in the job")
 
         # Fixed costs of a real job: σ search + PLD check, init, compile, sampling K = 100 sets.
         parties = [PartyData(f"p{i}", np.asarray(c), np.asarray(y)) for i, (c, y) in enumerate(data)]

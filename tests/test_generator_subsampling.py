@@ -19,6 +19,9 @@ from synthshare.generator.subsampling import (
     inclusion_mask,
     overflow_delta,
     poisson_batch,
+    stream_decisions,
+    stream_exhaustion_bound,
+    stream_words,
 )
 
 
@@ -42,6 +45,52 @@ def test_inclusion_rate_matches_the_effective_rate():
     # Records are included independently: no position is favoured (chi-square over positions).
     per_record = np.asarray(masks).sum(axis=0)
     assert stats.chisquare(per_record).pvalue > 1e-4
+
+
+def _read_lazily(words: np.ndarray, own: int, n: int, t: int) -> np.ndarray:
+    """The definition, record by record: compare stream bits with t's, most significant first."""
+    bits = [(int(w) >> b) & 1 for w in words[:own] for b in range(31, -1, -1)]
+    t_bits = [(t >> (15 - k)) & 1 for k in range(16)]
+    included, position = np.zeros(n, bool), 0
+    for i in range(n):
+        for k in range(16):
+            if position + k >= len(bits):
+                return included  # the stream ran out: this record and the rest are not included
+            if bits[position + k] != t_bits[k]:
+                included[i] = t_bits[k] == 1
+                position += k + 1
+                break
+        else:
+            position += 16  # u_i = t: not included
+    return included
+
+
+@pytest.mark.parametrize("t", [656, 1, 300, 32768, 65535])
+def test_stream_decisions_are_the_lazy_bitwise_comparison(t):
+    rng = np.random.default_rng(t)
+    run = jax.jit(stream_decisions, static_argnums=(2, 3))
+    for trial in range(25):
+        n, size = int(rng.integers(1, 300)), int(rng.integers(1, 30))
+        own = int(rng.integers(1, size + 1))
+        words = rng.integers(0, 2**32, size, dtype=np.uint64).astype(np.uint32)
+        if trial % 5 == 0:
+            words[:] = 0
+        np.testing.assert_array_equal(np.asarray(run(jnp.asarray(words), own, n, t)), _read_lazily(words, own, n, t))
+
+
+def test_stream_length_bounds_exhaustion_and_small_parties_cannot_run_out():
+    for n in (1, 2, 10, 25, 26):
+        assert 32 * stream_words(n) >= 16 * n and stream_exhaustion_bound(n, stream_words(n)) == 0.0
+    for n in (290, 3800, 47000):
+        words = stream_words(n)
+        assert 32 * words < 2.4 * n + 400  # 19/8 bits per record + 360 instead of 16 per record
+        assert stream_exhaustion_bound(n + 1, words) <= 2.0**-128
+        assert stream_exhaustion_bound(n, words // 2) > 1e-3  # the bound is not vacuous
+    # A short stream of zeros: each record reads 7 bits (t = 656 = 0b0000001010010000, u < t
+    # at the 7th), so 64 bits decide 9 records; the 10th runs out, and it and the rest are
+    # not included.
+    mask = np.asarray(stream_decisions(jnp.asarray(np.zeros(2, np.uint32)), 2, 100, 656))
+    assert mask[:9].all() and not mask[9:].any()
 
 
 def test_inclusion_bits_do_not_depend_on_padding_and_padding_is_never_selected():
@@ -71,10 +120,12 @@ def test_poisson_batch_truncates_on_overflow():
     assert np.all(np.diff(np.asarray(index)) > 0)
 
 
-def test_overflow_delta_is_the_binomial_tail_times_steps_and_one_plus_e_eps():
+def test_overflow_delta_is_the_truncation_probability_times_steps_and_one_plus_e_eps():
     value = overflow_delta(12, 300, 0.01, 1000, 1.0)
-    assert value == pytest.approx((1 + math.e) * 1000 * stats.binom.sf(12, 301, 0.01), rel=1e-12)
-    assert overflow_delta(301, 300, 0.01, 1000, 1.0) == 0.0
+    stream = max(stream_exhaustion_bound(n, stream_words(n)) for n in (299, 300, 301))
+    assert 0 < stream < 1e-30
+    assert value == pytest.approx((1 + math.e) * 1000 * (stats.binom.sf(12, 301, 0.01) + stream), rel=1e-12)
+    assert overflow_delta(21, 20, 0.01, 1000, 1.0) == 0.0  # no overflow, and a stream of 16 bits per record
 
 
 @pytest.mark.parametrize("n,q,steps,eps", [(290, 0.01, 400_000, 1.0), (3800, 0.01, 400_000, 4.0), (30, 0.3, 100, 0.5)])

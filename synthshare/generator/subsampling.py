@@ -102,7 +102,7 @@ def stream_exhaustion_bound(num_records: int, words: int) -> float:
         return 0.0
     bits = _WORD * words
     log_bound = min(num_records * _bits_moment_log(lam) - lam * bits for lam in np.linspace(0.05, 2.0, 40))
-    return float(min(1.0, math.exp(log_bound)))
+    return 1.0 if log_bound >= 0.0 else math.exp(log_bound)
 
 
 def overflow_delta(capacity: int, num_records: int, q: float, steps: int, epsilon: float) -> float:
