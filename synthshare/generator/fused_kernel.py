@@ -311,7 +311,16 @@ def run_steps(
     norms_w = np.empty((1, components))
     log_theta = np.empty((columns, components))
     norms = np.empty((columns, components))
-    logits = np.empty(components)
+    cols = np.empty((features, capacity), np.int64)  # per batch record: its five level columns
+    rho = np.empty((capacity, components))  # logits, then exp, then responsibilities
+    lin = np.empty(capacity)
+    rate = np.empty(capacity)
+    top = np.empty(capacity)
+    total = np.empty(capacity)
+    log_features = np.empty(capacity)
+    squared = np.empty(capacity)
+    tail_w = np.empty(capacity)
+    factor = np.empty(capacity)
     weighted_w = np.empty(components)
     weighted = np.empty((columns, components))
     coef_sum = np.empty(coefficients)
@@ -374,63 +383,81 @@ def run_steps(
         weighted_w[:] = 0.0
         weighted[:, :] = 0.0
         coef_sum[:] = 0.0
-        ll_sum = 0.0
+        # The batch's records side by side: every per-record quantity is a loop over the
+        # records, so that their dependent chains (exp, log, sums over K) overlap; each
+        # record's sums keep the order of a record-by-record loop.
         for b in range(filled):
             n = index[b]
-            c0 = column_start[0] + codes[n, 0]
-            c1 = column_start[1] + codes[n, 1]
-            c2 = column_start[2] + codes[n, 2]
-            c3 = column_start[3] + codes[n, 3]
-            c4 = column_start[4] + codes[n, 4]
-            top = -np.inf
-            for r in range(components):
-                logits[r] = log_w[0, r] + log_theta[c0, r] + log_theta[c1, r] + log_theta[c2, r] + log_theta[c3, r] + log_theta[c4, r]
-            for r in range(components):
-                top = max(top, logits[r])
-            for r in range(components):
-                logits[r] = _exp(logits[r] - top)
-            total = 0.0
-            for r in range(components):
-                total += logits[r]
-            log_features = top + _log(total)
             linear = latent[coef_offset]
             active = 1
             for j in range(features):
                 level = codes[n, j]
+                cols[j, b] = column_start[j] + level
                 if level > 0:
                     linear += latent[coef_offset + column_start[j] - j + level]
                     active += 1
-            rate = _exp(linear)
+            lin[b] = linear
+            squared[b] = active  # ‖φ(x)‖², times the squared residual below
+        for b in range(filled):
+            c0, c1, c2, c3, c4 = cols[0, b], cols[1, b], cols[2, b], cols[3, b], cols[4, b]
+            for r in range(components):
+                rho[b, r] = log_w[0, r] + log_theta[c0, r] + log_theta[c1, r] + log_theta[c2, r] + log_theta[c3, r] + log_theta[c4, r]
+        for b in range(filled):
+            top[b] = rho[b, 0]
+        for r in range(1, components):
+            for b in range(filled):
+                top[b] = max(top[b], rho[b, r])
+        for b in range(filled):
+            for r in range(components):
+                rho[b, r] = _exp(rho[b, r] - top[b])
+        for b in range(filled):
+            total[b] = 0.0
+        for r in range(components):
+            for b in range(filled):
+                total[b] += rho[b, r]
+        for b in range(filled):
+            log_features[b] = top[b] + _log(total[b])
+        for b in range(filled):
+            rate[b] = _exp(lin[b])
+        ll_sum = 0.0
+        for b in range(filled):
+            n = index[b]
             y = outcome[n]
-            ll_sum += log_features + y * linear - rate - log_factorial[n]
-            residual = y - rate
-            squared = residual * residual * active
-            inverse = 1.0 / total
+            ll_sum += log_features[b] + y * lin[b] - rate[b] - log_factorial[n]
+            rate[b] = y - rate[b]  # the Poisson residual y − λ from here on
+            squared[b] *= rate[b] * rate[b]
+        for b in range(filled):
+            inverse = 1.0 / total[b]
             for r in range(components):
-                logits[r] *= inverse  # responsibilities ρ
-            tail = logits[components - 1]
-            for i in range(components - 2, -1, -1):
-                z = frac[i]
-                g = logits[i] * (1.0 - z) - z * tail
-                squared += g * g
-                tail += logits[i]
+                rho[b, r] *= inverse  # responsibilities ρ
+        for b in range(filled):
+            tail_w[b] = rho[b, components - 1]
+        for i in range(components - 2, -1, -1):
+            z = frac[i]
+            for b in range(filled):
+                g = rho[b, i] * (1.0 - z) - z * tail_w[b]
+                squared[b] += g * g
+                tail_w[b] += rho[b, i]
+        for r in range(components):
+            for b in range(filled):
+                part = norms[cols[0, b], r] + norms[cols[1, b], r] + norms[cols[2, b], r] + norms[cols[3, b], r] + norms[cols[4, b], r]
+                squared[b] += rho[b, r] * rho[b, r] * part
+        for b in range(filled):
+            factor[b] = min(1.0, clip / max(math.sqrt(squared[b]), 1e-30))
+        for b in range(filled):
+            c0, c1, c2, c3, c4 = cols[0, b], cols[1, b], cols[2, b], cols[3, b], cols[4, b]
             for r in range(components):
-                rho = logits[r]
-                squared += rho * rho * (norms[c0, r] + norms[c1, r] + norms[c2, r] + norms[c3, r] + norms[c4, r])
-            norm = math.sqrt(squared)
-            factor = min(1.0, clip / max(norm, 1e-30))
-            for r in range(components):
-                cr = factor * logits[r]
+                cr = factor[b] * rho[b, r]
                 weighted_w[r] += cr
                 weighted[c0, r] += cr
                 weighted[c1, r] += cr
                 weighted[c2, r] += cr
                 weighted[c3, r] += cr
                 weighted[c4, r] += cr
-            cres = factor * residual
+            cres = factor[b] * rate[b]
             coef_sum[0] += cres
             for j in range(features):
-                level = codes[n, j]
+                level = cols[j, b] - column_start[j]
                 if level > 0:
                     coef_sum[column_start[j] - j + level] += cres
         gradient[:] = 0.0
