@@ -1,12 +1,12 @@
 """Memory and run-time requests for a generator job, from its data size and settings.
 
 Used by the workflow's ``resources:`` (attempt-aware: each retry doubles). The step
-cost model is fitted to ``benchmarks/bench_dpvi.py`` on the 2-core development machine
-(vectorised aligned DPVI, one thread; benchmarks/README.md, "DPVI": 87 µs per party-step at
-N ≤ 474, 138 µs at N ≤ 4,737); the request doubles the estimate for a loaded machine:
+cost model follows ``benchmarks/bench_dpvi.py`` on the 2-core development machine (the
+fused aligned path, one thread; benchmarks/README.md, "DPVI": 17 µs per party-step at
+N = 290 and 28 µs at N = 3,800 on a quiet machine, 24 and 38 µs in a 16-party job on a
+loaded one); each party runs at its own N, the JAX draw is sized by the largest
+stream, so the model charges N_max; the request doubles the estimate:
 seconds per step ≈ ``STEP_FIXED_S + parties · (STEP_PARTY_S + STEP_RECORD_S · N_max)``.
-"""
-
 from __future__ import annotations
 
 import math
@@ -17,11 +17,12 @@ import pyarrow.parquet as pq
 
 from synthshare.generator.settings import GeneratorSettings
 
-STEP_FIXED_S = 50e-6
-STEP_PARTY_S = 80e-6
-STEP_RECORD_S = 15e-9
-STOCK_FACTOR = 30.0
-"""The stock variant's per-example guide draws and full per-example gradients cost more."""
+STEP_FIXED_S = 0.0
+STEP_PARTY_S = 20e-6
+STEP_RECORD_S = 5e-9
+STOCK_FACTOR = 150.0
+"""The stock variant runs the reference path (per-example guide draws and full per-example
+gradients in XLA): 85x a plain SVI step at N = 3,800, i.e. ~150x the fused step."""
 OVERHEAD_S = 120.0
 """Accounting (σ search, PLD), compilation, sampling K sets and writing."""
 ASSUMED_RECORDS = 5000
