@@ -300,21 +300,30 @@ def _margins(sparse, N, NT, values, columns, row_start, n_rows, rows, a, b, left
     k_left = left_rows.shape[1]
     q_left = level_rows.shape[1]
     if sparse and q_left == 3:  # the study's five features: the level rows hoisted out of the cell loop
+        # 1-D views taken once per call and unsigned indices: numba adds a negative-index
+        # test to every signed index read from an array (measured 3.9 -> 3.35 µs per pass
+        # on a typical table); the same sums in the same order
+        flat_acc = acc.reshape(K * R)
+        column = scratch[COLUMN]
+        totals = scratch[TOTALS]
+        unsigned_R = numba.uint64(R)
         for i in range(n_rows):
             l = rows[i]
             al = a[l]
-            k0, k1, k2 = level_rows[l, 0], level_rows[l, 1], level_rows[l, 2]
+            o0 = numba.uint64(level_rows[l, 0]) * unsigned_R
+            o1 = numba.uint64(level_rows[l, 1]) * unsigned_R
+            o2 = numba.uint64(level_rows[l, 2]) * unsigned_R
             total = 0.0
             for index in range(row_start[i], row_start[i + 1]):
-                r = columns[index]
+                r = numba.uint64(columns[index])
                 value = values[index]
-                scratch[COLUMN, r] += al * value
+                column[r] += al * value
                 v = (value * b[r]) * al
                 total += v
-                acc[k0, r] += v
-                acc[k1, r] += v
-                acc[k2, r] += v
-            scratch[TOTALS, i] = total
+                flat_acc[o0 + r] += v
+                flat_acc[o1 + r] += v
+                flat_acc[o2 + r] += v
+            totals[i] = total
     elif sparse:
         for i in range(n_rows):
             l = rows[i]
@@ -360,11 +369,11 @@ def _margins(sparse, N, NT, values, columns, row_start, n_rows, rows, a, b, left
         l = rows[i]
         value = scratch[TOTALS, i]
         for k in range(k_left):
-            out[left_rows[l, k]] += value
+            out[numba.uint64(left_rows[l, k])] += value
     # pair blocks (left level x right feature): each flat entry gets one acc row's sums
     for k in range(K):
-        base_d = cross_d[k]
-        base_u = cross_u[k]
+        base_d = numba.uint64(cross_d[k])
+        base_u = numba.uint64(cross_u[k])
         for j in range(u):
             scratch[W, j] = 0.0
         r = 0
@@ -375,9 +384,9 @@ def _margins(sparse, N, NT, values, columns, row_start, n_rows, rows, a, b, left
                 row_sum += v
                 scratch[W, j] += v
                 r += 1
-            out[base_d + i] = row_sum
+            out[base_d + numba.uint64(i)] = row_sum
         for j in range(u):
-            out[base_u + j] = scratch[W, j]
+            out[base_u + numba.uint64(j)] = scratch[W, j]
     grand = 0.0
     r = 0
     for i in range(d):
@@ -404,13 +413,13 @@ def _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b):
             effects[f, level] = 1.0 if term < 0 else math.exp(beta[term])
     base = math.exp(beta[0])
     q_left = left_levels.shape[1]
-    for l in range(left_levels.shape[0]):
+    for l in range(left_levels.shape[0]):  # unsigned level indices: no negative-index tests
         value = base
         for f in range(q_left):
-            value = value * effects[f, left_levels[l, f]]
+            value = value * effects[f, numba.uint64(left_levels[l, f])]
         a[l] = value
     for r in range(right_levels.shape[0]):
-        b[r] = (1.0 * effects[q - 2, right_levels[r, 0]]) * effects[q - 1, right_levels[r, 1]]
+        b[r] = (1.0 * effects[q - 2, numba.uint64(right_levels[r, 0])]) * effects[q - 1, numba.uint64(right_levels[r, 1])]
 
 
 @numba.njit(**_JIT)
@@ -428,18 +437,34 @@ def _cholesky_masked(flat, mask, gram_index, A, diagonal, relative_tol):
         A[i, i] += 1.0 - mask[i]
         diagonal[i] = A[i, i]
     for j in range(P):
+        # column j's sums, the pivot's (i = j) among them, four rows at a time: four
+        # independent chains sharing the loads of row j; each still subtracts its products
+        # in k order, so the bytes are those of one sum after the other (1.9 -> 1.5 µs
+        # per 22 x 22 factor)
+        i = j
+        while i + 3 < P:
+            v0, v1, v2, v3 = A[i, j], A[i + 1, j], A[i + 2, j], A[i + 3, j]
+            for k in range(j):
+                pivot_row = A[j, k]
+                v0 -= A[i, k] * pivot_row
+                v1 -= A[i + 1, k] * pivot_row
+                v2 -= A[i + 2, k] * pivot_row
+                v3 -= A[i + 3, k] * pivot_row
+            A[i, j], A[i + 1, j], A[i + 2, j], A[i + 3, j] = v0, v1, v2, v3
+            i += 4
+        while i < P:
+            value = A[i, j]
+            for k in range(j):
+                value -= A[i, k] * A[j, k]
+            A[i, j] = value
+            i += 1
         pivot = A[j, j]
-        for k in range(j):
-            pivot -= A[j, k] * A[j, k]
         if not (pivot > relative_tol * diagonal[j] if relative_tol > 0.0 else pivot > 0.0):
             return False
         root = math.sqrt(pivot)
         A[j, j] = root
         for i in range(j + 1, P):
-            value = A[i, j]
-            for k in range(j):
-                value -= A[i, k] * A[j, k]
-            A[i, j] = value / root
+            A[i, j] = A[i, j] / root
     return True
 
 
