@@ -424,39 +424,41 @@ def _factors(beta, level_terms, left_levels, right_levels, q, effects, a, b):
 
 @numba.njit(**_JIT)
 def _cholesky_masked(flat, mask, gram_index, A, diagonal, relative_tol):
-    """Lower Cholesky factor, in ``A``, of the present terms' Gram matrix (absent terms: 1 on
-    the diagonal), from its flat margins ``flat``.
+    """Cholesky factor of the present terms' Gram matrix (absent terms: 1 on the diagonal),
+    from its flat margins ``flat``, stored transposed: ``A[k, i]`` = L[i, k] for k ≤ i (the
+    upper triangle Lᵀ; the lower triangle is left as it was).
 
     Returns False when a pivot is not above ``relative_tol`` times its diagonal entry
     (``relative_tol`` = 0: not positive).
+
+    Column j of L (row j of ``A``), its pivot among them, four entries at a time: four
+    independent chains that share the loads of L's row j and read contiguous rows of ``A``
+    (the transposed storage); each entry still subtracts its products L[i, k] L[j, k] in
+    k order, so the bytes are those of the plain dot-product form.
     """
     P = mask.shape[0]
     for i in range(P):
         for j in range(i + 1):
-            A[i, j] = flat[gram_index[i, j]] * (mask[i] * mask[j])
+            A[j, i] = flat[numba.uint64(gram_index[i, j])] * (mask[i] * mask[j])
         A[i, i] += 1.0 - mask[i]
         diagonal[i] = A[i, i]
     for j in range(P):
-        # column j's sums, the pivot's (i = j) among them, four rows at a time: four
-        # independent chains sharing the loads of row j; each still subtracts its products
-        # in k order, so the bytes are those of one sum after the other (1.9 -> 1.5 µs
-        # per 22 x 22 factor)
         i = j
         while i + 3 < P:
-            v0, v1, v2, v3 = A[i, j], A[i + 1, j], A[i + 2, j], A[i + 3, j]
+            v0, v1, v2, v3 = A[j, i], A[j, i + 1], A[j, i + 2], A[j, i + 3]
             for k in range(j):
-                pivot_row = A[j, k]
-                v0 -= A[i, k] * pivot_row
-                v1 -= A[i + 1, k] * pivot_row
-                v2 -= A[i + 2, k] * pivot_row
-                v3 -= A[i + 3, k] * pivot_row
-            A[i, j], A[i + 1, j], A[i + 2, j], A[i + 3, j] = v0, v1, v2, v3
+                pivot_row = A[k, j]
+                v0 -= A[k, i] * pivot_row
+                v1 -= A[k, i + 1] * pivot_row
+                v2 -= A[k, i + 2] * pivot_row
+                v3 -= A[k, i + 3] * pivot_row
+            A[j, i], A[j, i + 1], A[j, i + 2], A[j, i + 3] = v0, v1, v2, v3
             i += 4
         while i < P:
-            value = A[i, j]
+            value = A[j, i]
             for k in range(j):
-                value -= A[i, k] * A[j, k]
-            A[i, j] = value
+                value -= A[k, i] * A[k, j]
+            A[j, i] = value
             i += 1
         pivot = A[j, j]
         if not (pivot > relative_tol * diagonal[j] if relative_tol > 0.0 else pivot > 0.0):
@@ -464,7 +466,7 @@ def _cholesky_masked(flat, mask, gram_index, A, diagonal, relative_tol):
         root = math.sqrt(pivot)
         A[j, j] = root
         for i in range(j + 1, P):
-            A[i, j] = A[i, j] / root
+            A[j, i] = A[j, i] / root
     return True
 
 
@@ -477,15 +479,17 @@ def _solve(flat, rhs, mask, gram_index, A, diagonal, x):
     P = rhs.shape[0]
     if not _cholesky_masked(flat, mask, gram_index, A, diagonal, PIVOT_TOL):
         return True
+    for j in range(P):  # forward: each x[i] loses L[i, j] x[j] once x[j] is known (the same
+        x[j] = rhs[j] * mask[j]  # k order per x[i] as a row-by-row sum, but independent chains)
     for j in range(P):
-        value = rhs[j] * mask[j]
-        for k in range(j):
-            value -= A[j, k] * x[k]
-        x[j] = value / A[j, j]
+        value = x[j] / A[j, j]
+        x[j] = value
+        for i in range(j + 1, P):
+            x[i] -= A[j, i] * value  # L[i, j]
     for j in range(P - 1, -1, -1):
         value = x[j]
         for k in range(j + 1, P):
-            value -= A[k, j] * x[k]
+            value -= A[j, k] * x[k]  # L[k, j]
         x[j] = value / A[j, j]
     for j in range(P):
         x[j] *= mask[j]
@@ -499,7 +503,7 @@ def _sandwich_variances(hessian, meat, mask, gram_index, A, W, C, V, var):
     W = L⁻¹ by forward substitution on the identity, C = H⁻¹ = Wᵀ W by outer products of
     its rows, V = M C, var_i = Σ_j C_ji V_ji: every inner loop runs along a contiguous
     row with independent sums (the P³ product is no longer one serial chain per entry).
-    Scratch: W, C, V (P, P); A holds L, then the dense meat.
+    Scratch: W, C, V (P, P); A holds Lᵀ (``_cholesky_masked``), then the dense meat.
 
     Returns False (``var`` untouched) where a pivot of H is not positive: a numerically
     singular Hessian, left to the caller's LU inverse / pseudo-inverse as in the numpy path.
@@ -517,7 +521,7 @@ def _sandwich_variances(hessian, meat, mask, gram_index, A, W, C, V, var):
         for k in range(j + 1):
             W[j, k] *= inverse
         for i in range(j + 1, P):
-            factor = A[i, j]
+            factor = A[j, i]  # L[i, j]
             for k in range(j + 1):
                 W[i, k] -= factor * W[j, k]
     for k in range(P):  # C = Wᵀ W, one outer product per row of W
@@ -527,7 +531,7 @@ def _sandwich_variances(hessian, meat, mask, gram_index, A, W, C, V, var):
                 C[i, j] += factor * W[k, j]
     for i in range(P):  # the dense meat, absent terms zeroed
         for j in range(P):
-            A[i, j] = meat[gram_index[i, j]] * (mask[i] * mask[j])
+            A[i, j] = meat[numba.uint64(gram_index[i, j])] * (mask[i] * mask[j])
     for j in range(P):  # V = M C
         for i in range(P):
             V[j, i] = 0.0
@@ -759,7 +763,7 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol, sparse_share,
                     _margins(sparse, n_rows_table, n_columns_table, n_values, columns, row_start, n_rows, rows, a, b, left_rows, level_rows,
                          cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, scratch, acc, plain)
                     for t in range(P):
-                        gradient[t] = xs[t] - plain[vector_index[t]]
+                        gradient[t] = xs[t] - plain[numba.uint64(vector_index[t])]
                     bad = _solve(plain, gradient, mask, gram_index, A, diagonal, step)
                     size = 0.0
                     if not bad:
@@ -796,7 +800,7 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol, sparse_share,
                 _margins(sparse, n_rows_table, n_columns_table, n_values, columns, row_start, n_rows, rows, a, b, left_rows, level_rows,
                          cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, scratch, acc, plain)
                 for t in range(P):
-                    gradient[t] = xs[t] - plain[vector_index[t]]
+                    gradient[t] = xs[t] - plain[numba.uint64(vector_index[t])]
                 use = plain
                 if _may_clip(beta, mask, level_terms, q):
                     flat[:] = plain
