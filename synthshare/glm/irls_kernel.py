@@ -524,11 +524,14 @@ def _sandwich_variances(hessian, meat, mask, gram_index, A, W, C, V, var):
             factor = A[j, i]  # L[i, j]
             for k in range(j + 1):
                 W[i, k] -= factor * W[j, k]
-    for k in range(P):  # C = Wᵀ W, one outer product per row of W
-        for i in range(k + 1):
+    for k in range(P):  # C = Wᵀ W, one outer product per row of W, upper triangle only:
+        for i in range(k + 1):  # C[j, i] would add the same products in the same k order
             factor = W[k, i]
-            for j in range(k + 1):
+            for j in range(i, k + 1):
                 C[i, j] += factor * W[k, j]
+    for i in range(P):
+        for j in range(i):
+            C[i, j] = C[j, i]
     for i in range(P):  # the dense meat, absent terms zeroed
         for j in range(P):
             A[i, j] = meat[numba.uint64(gram_index[i, j])] * (mask[i] * mask[j])
@@ -693,21 +696,26 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol, sparse_share,
                 rows_buffer[n_rows] = l
                 row_start[n_rows] = nnz
                 for r in range(R):
-                    value = float(n[l, r])
-                    positives = float(s[l, r])
-                    n_rows_table[n_rows, r] = value
-                    s_rows_table[n_rows, r] = positives
-                    n_columns_table[r, n_rows] = value
-                    s_columns_table[r, n_rows] = positives
-                    if value != 0.0:
+                    value = n[l, r]
+                    if value != 0:
                         columns[nnz] = r
-                        n_values[nnz] = value
-                        s_values[nnz] = positives
+                        n_values[nnz] = float(value)
+                        s_values[nnz] = float(s[l, r])
                         nnz += 1
                 n_rows += 1
         row_start[n_rows] = nnz
         rows = rows_buffer[:n_rows]
         sparse = nnz <= sparse_share * (n_rows * R)
+        if not sparse:  # the dense form's whole rows, both orientations (only it reads them)
+            for i in range(n_rows):
+                l = rows[i]
+                for r in range(R):
+                    value = float(n[l, r])
+                    positives = float(s[l, r])
+                    n_rows_table[i, r] = value
+                    s_rows_table[i, r] = positives
+                    n_columns_table[r, i] = value
+                    s_columns_table[r, i] = positives
         # -- 1. first step -----------------------------------------------------------
         _margins(sparse, n_rows_table, n_columns_table, n_values, columns, row_start, n_rows, rows, ones_left, ones_right, left_rows, level_rows,
                          cross_d, cross_u, right_pair, right_one_d, right_one_u, d, u, scratch, acc, n_flat)
