@@ -524,14 +524,11 @@ def _sandwich_variances(hessian, meat, mask, gram_index, A, W, C, V, var):
             factor = A[j, i]  # L[i, j]
             for k in range(j + 1):
                 W[i, k] -= factor * W[j, k]
-    for k in range(P):  # C = Wᵀ W, one outer product per row of W, upper triangle only:
-        for i in range(k + 1):  # C[j, i] would add the same products in the same k order
+    for k in range(P):  # C = Wᵀ W, one outer product per row of W
+        for i in range(k + 1):
             factor = W[k, i]
-            for j in range(i, k + 1):
+            for j in range(k + 1):
                 C[i, j] += factor * W[k, j]
-    for i in range(P):
-        for j in range(i):
-            C[i, j] = C[j, i]
     for i in range(P):  # the dense meat, absent terms zeroed
         for j in range(P):
             A[i, j] = meat[numba.uint64(gram_index[i, j])] * (mask[i] * mask[j])
