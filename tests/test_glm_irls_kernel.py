@@ -271,3 +271,58 @@ def test_count_tables_of_any_integer_type_give_the_same_bytes():
     np.testing.assert_array_equal(solver.fit(counts.astype(float)).coef, as_int32.coef)
     with pytest.raises(ValueError, match="non-integer"):
         solver.fit(counts + 0.5)
+
+
+def _plain_cholesky_solve(H: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """The kernel's arithmetic written out one dot product after the other (Python floats):
+    L row by row, L y = rhs, Lᵀ x = y, every sum in k order."""
+    P = H.shape[0]
+    L = np.zeros((P, P))
+    for j in range(P):
+        for i in range(j, P):
+            value = float(H[i, j])
+            for k in range(j):
+                value -= float(L[i, k]) * float(L[j, k])
+            L[i, j] = value
+        root = float(np.sqrt(L[j, j]))
+        L[j, j] = root
+        for i in range(j + 1, P):
+            L[i, j] = float(L[i, j]) / root
+    y = np.zeros(P)
+    for j in range(P):
+        value = float(rhs[j])
+        for k in range(j):
+            value -= float(L[j, k]) * float(y[k])
+        y[j] = value / float(L[j, j])
+    x = np.zeros(P)
+    for j in range(P - 1, -1, -1):
+        value = float(y[j])
+        for k in range(j + 1, P):
+            value -= float(L[k, j]) * float(x[k])
+        x[j] = value / float(L[j, j])
+    return x
+
+
+@pytest.mark.parametrize("P", range(1, 10))
+def test_blocked_cholesky_solve_keeps_the_dot_product_order(P):
+    """The factor's four-row blocks (every tail length) and the column-wise forward
+    substitution add the same products in the same order as plain dot products: the same
+    bytes; and they solve the system (numpy), an absent term giving 0."""
+    from synthshare.glm.irls_kernel import _solve
+
+    rng = np.random.default_rng(P)
+    X = rng.normal(size=(3 * P, P))
+    H = X.T @ X + 0.1 * np.eye(P)
+    rhs = rng.normal(size=P)
+    A, diagonal, x = np.empty((P, P)), np.empty(P), np.empty(P)
+    gram_index = np.arange(P * P, dtype=np.int64).reshape(P, P)
+    assert not _solve(H.ravel().copy(), rhs, np.ones(P), gram_index, A, diagonal, x)
+    assert np.array_equal(x, _plain_cholesky_solve(H, rhs))
+    np.testing.assert_allclose(x, np.linalg.solve(H, rhs), rtol=1e-9, atol=1e-12)
+    if P > 1:
+        mask = np.ones(P)
+        mask[P // 2] = 0.0
+        keep = mask > 0
+        assert not _solve(H.ravel().copy(), rhs, mask, gram_index, A, diagonal, x)
+        assert x[P // 2] == 0.0
+        np.testing.assert_allclose(x[keep], np.linalg.solve(H[np.ix_(keep, keep)], rhs[keep]), rtol=1e-9, atol=1e-12)

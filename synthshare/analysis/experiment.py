@@ -264,7 +264,8 @@ class PartyExperiment:
             block = orders[first : first + group]
             running = np.broadcast_to(local_table, (block.shape[0], sets) + local_table.shape).copy()
             for j in range(others):
-                running += synthetic_counts[block[:, j]]
+                for b, party in enumerate(block[:, j]):  # in place: no (orders, K, cells) temporary
+                    running[b] += synthetic_counts[party]
                 keys, rows, starts = [], [], []
                 for b, order in enumerate(block):
                     key = frozenset(order[: j + 1].tolist())
@@ -274,7 +275,8 @@ class PartyExperiment:
                         starts.append(starts_by_set[frozenset(order[:j].tolist())])
                 if not keys:
                     continue
-                batch = solver.fit(running[rows].reshape((-1,) + local_table.shape), start=np.concatenate(starts))
+                tables = running if len(rows) == block.shape[0] else running[rows]  # every order new: no copy
+                batch = solver.fit(tables.reshape((-1,) + local_table.shape), start=np.concatenate(starts))
                 summary.add(batch)
                 pooled = pool_rubin(batch.coef.reshape(len(keys), sets, P), batch.var.reshape(len(keys), sets, P),
                                     batch.present.reshape(len(keys), sets, P))
