@@ -7,6 +7,8 @@ N = 290 and 28 µs at N = 3,800 on a quiet machine, 24 and 38 µs in a 16-party 
 loaded one); each party runs at its own N, the JAX draw is sized by the largest
 stream, so the model charges N_max; the request doubles the estimate:
 seconds per step ≈ ``STEP_FIXED_S + parties · (STEP_PARTY_S + STEP_RECORD_S · N_max)``.
+"""
+
 from __future__ import annotations
 
 import math
