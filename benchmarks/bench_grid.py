@@ -7,9 +7,9 @@ experiment is one analysis job) and prices it with costs measured here, now:
 1. **Generator.** For every distinct job shape (scenario, f: the parties' sizes N_m from
    the simulated cohort's training split, the batch capacity B of T = 400,000 steps), one
    short run of :func:`synthshare.generator.fit.fit_parties` (the workflow's fit path,
-   the config's generator settings) of ``--epochs`` epochs twice and of 3 × ``--epochs``
-   once: the difference of the two lengths gives µs per step of the whole job, the rest
-   of a warm call (initial states) and the first minus the second call (compilation) a
+   the config's generator settings) of ``--epochs`` and of 3 × ``--epochs`` epochs, each
+   twice: the difference of the two warm lengths gives µs per step of the whole job; the
+   rest of a warm call (initial states) and each first minus second call (compilation) a
    per-job cost. Per job: steps x µs/step + compile + σ calibration at T = 400,000 (measured once)
    + sampling K synthetic sets per party (measured on the largest job, per record).
 2. **Analysis.** Distinct fits per second of the experiment (compiled GLM kernel) on
@@ -164,15 +164,15 @@ def measure_generator(config: dict, shapes: dict, epochs: int, steps_paper: int)
                              (rng.random(n) < 0.2).astype(np.float32)) for i, n in enumerate(sizes)]
         longer = replace(settings, epochs=3 * epochs)
         times = []
-        for run_settings in (short, short, longer):
+        for run_settings in (short, short, longer, longer):  # each length twice: its own draw programs compile once
             started = time.perf_counter()
             fits = fit_parties(parties, run_settings, calibration.sigma, capacity, 1, scenario)
             times.append(time.perf_counter() - started)
         # The steps' cost from the difference of two lengths; the rest of a call (the
         # parties' initial states, numpyro tracing) is a per-job cost like compilation.
-        step_us = (times[2] - times[1]) / (longer.steps - short_steps) * 1e6
+        step_us = (times[3] - times[1]) / (longer.steps - short_steps) * 1e6
         per_call_s = max(0.0, times[1] - step_us * short_steps / 1e6)
-        compile_s = max(0.0, times[0] - times[1]) + per_call_s
+        compile_s = max(0.0, times[0] - times[1]) + max(0.0, times[2] - times[3]) + per_call_s
         out["shapes"][(scenario, fraction)] = {"step_us": step_us, "compile_s": compile_s, "parties": len(sizes),
                                                 "records": sum(sizes), "capacity": capacity}
         print(f"  {scenario:9s} f = {fraction:<4g}: {len(sizes):2d} parties, N = {min(sizes)}-{max(sizes)}, B = {capacity}: "

@@ -2,7 +2,8 @@
 
 A record states what was promised (ε target, δ), what each accountant certifies for
 the mechanism that actually ran (ε by the Fourier accountant and by dp-accounting's
-PLD, each with its stated numerical error), the δ charged for batch truncation, and
+PLD, each with its stated numerical error), the δ charged for truncation (batch overflow and
+stream exhaustion, ``subsampling.overflow_delta``), and
 every setting needed to redo the accounting (q, T, C, σ, N, capacity), plus the seed,
 the variant and the package versions.
 

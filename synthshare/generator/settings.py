@@ -21,7 +21,7 @@ class GeneratorSettings:
     components: int = 16
     """Mixture components K."""
     delta: float = 1e-6
-    """δ given to the accountant (the ledger adds the batch-overflow term)."""
+    """δ given to the accountant (the ledger adds the truncation term, ``subsampling.overflow_delta``)."""
     clip: float = 2.0
     """Per-example gradient clipping threshold C."""
     sampling_rate: float = 0.01
@@ -41,7 +41,7 @@ class GeneratorSettings:
     coef_prior_scale: float = 1.0
     """Standard deviation of the Normal prior on the regression coefficients."""
     overflow_delta: float = 1e-8
-    """Budget for the δ charged to truncating overflowing batches; sets the batch capacity."""
+    """Budget for the δ charged to truncation (overflowing batches, exhausted bit streams); sets the batch capacity."""
 
     def __post_init__(self) -> None:
         def fail(key: str, expected: str) -> None:
