@@ -308,7 +308,7 @@ def run_steps(
     frac = np.empty(categorical)
     # Level tables are (columns, K): a record's five rows are contiguous vectors over K.
     log_w = np.empty((1, components))
-    norms_w = np.empty((1, components))
+    norms_w = np.empty((1, components))  # written by _row_tables, not read: the weights' norms are per record
     log_theta = np.empty((columns, components))
     norms = np.empty((columns, components))
     cols = np.empty((features, capacity), np.int64)  # per batch record: its five level columns
