@@ -42,3 +42,9 @@ def compile_for_one_thread(function: Callable, *args: Any) -> Callable:
     lowered = jax.jit(function).lower(*args)
     with one_cpu():
         return lowered.compile()
+
+
+def largest_divisor(total: int, limit: int) -> int:
+    """Largest divisor of ``total`` not above ``limit``: the length of equal pieces, so that
+    one compiled program shape runs all of them."""
+    return max(d for d in range(1, min(total, limit) + 1) if total % d == 0)

@@ -36,7 +36,7 @@ import pandas as pd
 from numpyro.optim import Adam
 
 from synthshare.errors import InputError
-from synthshare.generator.compilation import compile_for_one_thread
+from synthshare.generator.compilation import compile_for_one_thread, largest_divisor
 from synthshare.generator.dpvi import AlignedPoissonDPSVI, PoissonDPSVI
 from synthshare.generator.encoding import encode_records
 from synthshare.generator.fused import FusedState, ModelLayout, run_fused
@@ -118,7 +118,7 @@ def build_dpvi(settings: GeneratorSettings, sigma: float, capacity: int) -> Pois
 
 def chunk_epochs(epochs: int, limit: int = MAX_CHUNK_EPOCHS) -> int:
     """Largest divisor of ``epochs`` not above ``limit`` (one compiled chunk shape)."""
-    return max(d for d in range(1, min(epochs, limit) + 1) if epochs % d == 0)
+    return largest_divisor(epochs, limit)
 
 
 def _stack(trees: Sequence) -> object:

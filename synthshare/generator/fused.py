@@ -43,11 +43,12 @@ from d3p.svi import DPSVIState
 from scipy.special import gammaln
 
 from synthshare.generator import fused_kernel
-from synthshare.generator.compilation import compile_for_one_thread
+from synthshare.generator.compilation import compile_for_one_thread, largest_divisor
 from synthshare.generator.dpvi import AlignedPoissonDPSVI
 from synthshare.generator.encoding import LEVEL_COUNTS
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import BERNOULLI_BITS, stream_words, threshold
+from synthshare.variables import FEATURES
 
 MAX_DRAW_STEPS = 1000
 """Steps of randomness drawn per JAX call: (M, T, W + 2D) words, ~70 MB for 16 parties
@@ -134,10 +135,9 @@ class ModelLayout:
     @classmethod
     def from_guide(cls, layout: tuple[tuple[str, tuple[int, ...]], ...], components: int) -> "ModelLayout":
         """From a fit's ``layout`` (sites in flat order with their shapes); refuses any other order."""
-        expected = ["weights"] + [name for name, _ in layout[1:-1]] + ["coef"]
-        names = [name for name, _ in layout]
-        if names != expected or not all(name.startswith("probs_") for name in names[1:-1]) or len(names) != 2 + len(LEVEL_COUNTS):
-            raise RuntimeError(f"fused DPVI kernel: unexpected latent layout {layout}")
+        expected = ["weights"] + [f"probs_{feature}" for feature in FEATURES] + ["coef"]
+        if [name for name, _ in layout] != expected:
+            raise RuntimeError(f"fused DPVI kernel: latent layout {layout}; expected the sites {expected} in this order")
         offsets, position = [], 0
         for name, shape in layout:
             offsets.append(position)
@@ -181,7 +181,7 @@ def run_fused(
     ]
     # One block length for the whole call where a divisor allows it: each length is a
     # separately compiled draw program (seconds each for 16 parties).
-    divisor = max(d for d in range(1, min(steps, MAX_DRAW_STEPS) + 1) if steps % d == 0)
+    divisor = largest_divisor(steps, MAX_DRAW_STEPS)
     even = divisor if divisor * 4 >= min(steps, MAX_DRAW_STEPS) else MAX_DRAW_STEPS
     done = 0
     while done < steps:
