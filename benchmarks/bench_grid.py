@@ -137,7 +137,7 @@ def measure_generator(config: dict, shapes: dict, epochs: int, steps_paper: int)
     import jax.numpy as jnp  # noqa: F401  (jax loads with the pinned flags above)
 
     from synthshare.generator.fit import PartyData, fit_parties
-    from synthshare.generator.job import _accounted_noise
+    from synthshare.generator.noise import account_noise
     from synthshare.generator.sampling import sample_synthetic
     from synthshare.generator.settings import GeneratorSettings
     from synthshare.generator.subsampling import batch_capacity, effective_rate
@@ -148,7 +148,7 @@ def measure_generator(config: dict, shapes: dict, epochs: int, steps_paper: int)
     q = effective_rate(settings.sampling_rate)
     epsilon = float(config["reference"]["epsilon"])
     started = time.perf_counter()
-    calibration, _ = _accounted_noise(epsilon, float(settings.delta), q, steps_paper)
+    calibration = account_noise(epsilon, float(settings.delta), q, steps_paper)
     sigma_seconds = time.perf_counter() - started
     print(f"  σ calibration + PLD check at T = {steps_paper:,}: {sigma_seconds:.1f} s (σ = {calibration.sigma:.4g})")
     short = replace(settings, epochs=epochs)

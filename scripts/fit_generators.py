@@ -1,6 +1,7 @@
 """Rule fit_generators_<scenario>: DP generators of every party of one (scenario, ε, f, seed).
 
-input.local (Parquet, one per party in params.parties order); params {parties,
+input.local (Parquet, one per party in params.parties order), input.noise (σ of the
+job's ε, rule calibrate_noise); params {parties,
 scenario, epsilon, fraction, seed, settings (the config's ``generator`` mapping)};
 output {synthetic, params, elbo, privacy} (lists in party order). Standalone:
 ``python scripts/fit_generators.py --configfile config/smoke.yaml
@@ -19,7 +20,9 @@ from tqdm import tqdm
 from synthshare.errors import InputError
 from synthshare.generator.fit import PartyData
 from synthshare.generator.job import fit_and_sample, write_party_outputs
+from synthshare.generator.noise import read_noise
 from synthshare.generator.settings import GeneratorSettings
+from synthshare.generator.subsampling import effective_rate
 from synthshare.runlog import logged_run
 
 
@@ -55,6 +58,9 @@ def main(snakemake) -> None:
                  params.scenario, float(params.epsilon), float(params.fraction), int(params.seed), len(data),
                  [p.num_records for p in data], settings.variant, settings.epochs, settings.steps)
 
+        noise = read_noise(snakemake.input.noise, float(params.epsilon), settings.delta,
+                           effective_rate(settings.sampling_rate), settings.steps)
+
         bar = tqdm(total=settings.epochs, unit="epoch", file=_LogLines(log), mininterval=20.0, ascii=True)
 
         def progress(done: int, elbo: np.ndarray) -> None:
@@ -67,7 +73,7 @@ def main(snakemake) -> None:
 
         outputs_per_party = fit_and_sample(
             data, params.scenario, float(params.epsilon), float(params.fraction), int(params.seed), settings,
-            on_chunk=progress,
+            on_chunk=progress, noise=noise,
         )
         for i, output in enumerate(outputs_per_party):
             write_party_outputs(output, outputs.synthetic[i], outputs.params[i], outputs.elbo[i], outputs.privacy[i])

@@ -114,6 +114,11 @@ class RunPaths:
         """One file of a generator fit; ``kind`` is a key of :data:`GENERATOR_FILES`."""
         return f"{self.generator_dir(scenario, epsilon, fraction, seed, party)}/{GENERATOR_FILES[kind]}"
 
+    def noise(self, epsilon: float | str) -> str:
+        """σ of one ε, calibrated once for every generator job of that ε
+        (:mod:`synthshare.generator.noise`)."""
+        return f"{self.root}/privacy/noise/eps{_value(epsilon)}.json"
+
     @property
     def ledger(self) -> str:
         return f"{self.root}/privacy/ledger.csv"

@@ -69,6 +69,13 @@ def test_workflow_writes_synthetic_sets_and_the_ledger(generated):
         assert np.isfinite(elbo["elbo"]).all()
         record = json.loads((folder / "privacy.json").read_text())
         assert record["N"] == len(local) and record["party"] == party
+    # σ came from the one calibration job of ε = 1, and every party's record says so
+    # exactly (the ledger CSV rounds to 10 digits; privacy.json keeps every bit).
+    noise = json.loads((results / "privacy/noise/eps1.json").read_text())
+    assert noise["epsilon"] == 1.0
+    for party in parties:
+        record = json.loads((results / f"generator/centres/eps1/f0.5/seed123/{party}/privacy.json").read_text())
+        assert (record["sigma"], record["epsilon_pld"]) == (noise["sigma"], noise["epsilon_pld"])
     log = (results / "logs/generate/centres_eps1_f0.5_seed123.log").read_text()
     assert "ELBO/record" in log and "100%" in log  # the progress bar with the running ELBO
     assert (results / "benchmarks/generate/centres_eps1_f0.5_seed123.tsv").exists()

@@ -7,7 +7,6 @@ to the files of docs/architecture.md, generator stage.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -21,9 +20,9 @@ import pandas as pd
 
 from synthshare.atomic import write_csv, write_json, write_npz, write_parquet
 from synthshare.errors import InputError
-from synthshare.generator.accounting import calibrate_noise, pld_epsilon
 from synthshare.generator.fit import PartyData, PartyFit, fit_parties
 from synthshare.generator.ledger import ledger_record
+from synthshare.generator.noise import AccountedNoise, account_noise
 from synthshare.generator.sampling import sample_synthetic
 from synthshare.generator.privacy_level import NO_PRIVACY
 from synthshare.generator.settings import GeneratorSettings
@@ -46,13 +45,6 @@ class PartyOutputs:
     record: dict
 
 
-@functools.lru_cache(maxsize=16)
-def _accounted_noise(epsilon: float, delta: float, q: float, steps: int):
-    """σ by the Fourier accountant and the PLD check; the same for every seed, so cached."""
-    calibration = calibrate_noise(epsilon, delta, q, steps)
-    return calibration, pld_epsilon(calibration.sigma, delta, q, steps)
-
-
 def elbo_table(fit: PartyFit) -> pd.DataFrame:
     """``epoch`` (1-based), ``elbo`` (the epoch's mean full-data ELBO estimate).
 
@@ -71,10 +63,13 @@ def fit_and_sample(
     seed: int,
     settings: GeneratorSettings,
     on_chunk: Callable[[int, np.ndarray], None] | None = None,
+    noise: AccountedNoise | None = None,
 ) -> list[PartyOutputs]:
     """Everything one job produces, per party, in input order.
 
-    σ is calibrated once for the job (all parties share ε, δ, q and T); the batch
+    σ is calibrated once for the job (all parties share ε, δ, q and T), or taken from
+    ``noise`` (the workflow's ``calibrate_noise`` job, one per ε), which must state this
+    job's ε, δ, q and T; the batch
     capacity is the largest any party needs, and each party's overflow δ is computed
     with that capacity and its own N.
 
@@ -91,15 +86,19 @@ def fit_and_sample(
     started = time.perf_counter()
     private = epsilon != NO_PRIVACY
     if private:
-        calibration, pld = _accounted_noise(float(epsilon), float(settings.delta), q, steps)
-        sigma = calibration.sigma
-        accounted = dict(epsilon_fourier=calibration.fourier.epsilon, epsilon_fourier_error=calibration.fourier.error,
-                         epsilon_pld=pld.epsilon, epsilon_pld_error=pld.error)
+        needed = (float(epsilon), float(settings.delta), q, steps)
+        if noise is None:
+            noise = account_noise(*needed)
+        elif (noise.epsilon, noise.delta, noise.q, noise.steps) != needed:
+            raise ValueError(f"noise calibrated for (epsilon, delta, q, T) = {(noise.epsilon, noise.delta, noise.q, noise.steps)}, "
+                             f"but this job has {needed}")
+        sigma = noise.sigma
+        accounted = noise.accounted()
         _LOG.info(
             "sigma = %.6g for epsilon = %g, delta = %g, q = %.8g, T = %d: epsilon_fourier = %.6g (±%.2g), "
             "epsilon_pld = %.6g (±%.2g) [%.1f s]",
-            calibration.sigma, epsilon, settings.delta, q, steps, calibration.fourier.epsilon,
-            calibration.fourier.error, pld.epsilon, pld.error, time.perf_counter() - started,
+            sigma, epsilon, settings.delta, q, steps, noise.epsilon_fourier, noise.epsilon_fourier_error,
+            noise.epsilon_pld, noise.epsilon_pld_error, time.perf_counter() - started,
         )
     else:
         settings = replace(settings, clip=UNCLIPPED)

@@ -10,6 +10,30 @@ from synthshare.paths import GENERATOR_FILES
 
 GENERATOR_SETTINGS = GeneratorSettings.from_config(config["generator"])
 
+
+rule calibrate_noise:
+    """σ of one ε for every generator job of that ε (synthshare.generator.noise)."""
+    output:
+        PATHS.noise("{epsilon}"),
+    params:
+        # Only what σ depends on, so that other generator settings do not rerun it.
+        epsilon=lambda w: float(w.epsilon),
+        delta=GENERATOR_SETTINGS.delta,
+        sampling_rate=GENERATOR_SETTINGS.sampling_rate,
+        steps=GENERATOR_SETTINGS.steps,
+    log:
+        PATHS.log("calibrate_noise_eps{epsilon}", "generate"),
+    benchmark:
+        PATHS.benchmark("calibrate_noise_eps{epsilon}", "generate")
+    threads: 1
+    resources:
+        mem_mb=attempt_scaled(2000),
+        runtime=attempt_scaled(30),
+    conda:
+        "../envs/synthshare.yaml"
+    script:
+        "../../scripts/calibrate_noise.py"
+
 for _scenario in sorted({s.scenario for s in MODEL_SETTINGS}):
 
     rule:
@@ -17,6 +41,7 @@ for _scenario in sorted({s.scenario for s in MODEL_SETTINGS}):
             f"fit_generators_{_scenario}"
         input:
             local=lambda w, scenario=_scenario: [RunPaths(w.run).local(scenario, w.fraction, p) for p in parties_of(scenario)],
+            noise=PATHS.noise("{epsilon}"),
         output:
             **{
                 kind: [
