@@ -23,6 +23,7 @@ import os
 from dataclasses import asdict, dataclass
 
 from synthshare.errors import InputError
+from synthshare.generator.accounting import calibrate_noise, pld_epsilon
 
 NOISE_FIELDS = ("epsilon", "delta", "q", "steps", "sigma", "epsilon_fourier", "epsilon_fourier_error",
                 "epsilon_pld", "epsilon_pld_error")
@@ -54,9 +55,6 @@ class AccountedNoise:
 @functools.lru_cache(maxsize=16)
 def account_noise(epsilon: float, delta: float, q: float, steps: int) -> AccountedNoise:
     """σ by the Fourier accountant and the PLD check (cached within a process)."""
-    # Imported here: the accountants load jax and d3p, which a rule file must not import.
-    from synthshare.generator.accounting import calibrate_noise, pld_epsilon
-
     calibration = calibrate_noise(epsilon, delta, q, steps)
     pld = pld_epsilon(calibration.sigma, delta, q, steps)
     return AccountedNoise(
