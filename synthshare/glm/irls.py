@@ -127,19 +127,23 @@ class BatchFit:
 class PoissonBatchSolver:
     """Fits the Poisson GLM of one :class:`Design` to many count tables at once."""
 
-    def __init__(self, design: Design, chunk: int = _CHUNK, kernel: str = "numba") -> None:
+    def __init__(self, design: Design, chunk: int = _CHUNK, kernel: str = "numba", tail: bool = True) -> None:
         """
         Args:
             chunk: fits per wave of the numpy path.
             kernel: ``"numba"`` (the compiled kernel of :mod:`synthshare.glm.irls_kernel`,
                 used for designs of at least 3 features) or ``"numpy"`` (the batched
                 reference implementation in this module). Both run the same iteration.
+            tail: the compiled kernel's tail jump over the geometric tail of zero-positive
+                fits (``irls_kernel``'s module docstring; the numpy path replays every
+                iteration).
         """
         if kernel not in KERNELS:
             raise ValueError(f"kernel {kernel!r}; expected one of {list(KERNELS)}")
         self.design = design
         self.plan = MarginPlan(design)
         self.chunk = int(chunk)
+        self.tail = bool(tail)
         self.kernel = kernel if len(design.shape) >= 3 else "numpy"
         self._tables = KernelTables.build(design, self.plan) if self.kernel == "numba" else None
         self._design_matrix: np.ndarray | None = None
@@ -236,7 +240,7 @@ class PoissonBatchSolver:
                       tol: float, start: np.ndarray | None) -> BatchFit:
         """:meth:`fit` by the compiled kernel; the collinear slow path and the sandwich of a
         Hessian without positive Cholesky pivots stay here."""
-        result = run_kernel(self._tables, n, s, start, max_iter, tol)
+        result = run_kernel(self._tables, n, s, start, max_iter, tol, tail=self.tail)
         for name in ("present", "zero_positive", "iterations", "converged", "reference_missing", "failed", "warm"):
             getattr(out, name)[:] = getattr(result, name)
         done = np.flatnonzero(~result.failed & ~result.singular)
