@@ -13,7 +13,7 @@ from synthshare.generator import fused_kernel
 import d3p.random as strong_rng
 from chacha import random as chacha_random
 from synthshare.generator.fit import PartyData, _stack, build_dpvi, fit_parties, party_key
-from synthshare.generator.fused import FusedState, ModelLayout, _noise_program, chacha_words, draw_block, run_fused
+from synthshare.generator.fused import FusedState, ModelLayout, _normals_program, chacha_words, draw_block, run_fused
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import stream_decisions, stream_words, threshold
 from tests.generator_helpers import random_codes
@@ -87,7 +87,7 @@ def test_normals_from_words_are_d3ps_normals():
     reference = np.asarray(jax.vmap(lambda key: strong_rng.normal(key, (1000,)))(keys))
     words = chacha_words(np.asarray(keys), 1000)
     words[0, :4] = [0, 0xFFFFFFFF, 0x80000000, 0x1FF]  # the ends of the interval
-    ours = np.asarray(_noise_program(words.shape)(words))
+    ours = np.asarray(_normals_program(words.shape[:-1], words.shape[-1])(np.zeros((50, 2), np.uint32), words)[1])
     assert np.array_equal(ours[1:], reference[1:])
     assert np.all(np.isfinite(ours[0, :4]))  # the ends of the interval map to finite values, as in d3p
 
@@ -105,7 +105,7 @@ def test_pre_drawn_block_is_the_reference_randomness():
     settings = GeneratorSettings(components=4, sampling_rate=0.3)
     dpvi, state, codes, outcome, layout = _setup(settings, 2.0, 24, 40)
     words = stream_words(40)
-    key_after, stream, eta, noise = draw_block(dpvi, state.rng_key, words, layout.dim, 5)
+    key_after, stream, eta, noise = draw_block(state.rng_key, words, layout.dim, 5)
     for t in range(5):
         state, (batch_key, gradient_key, noise_key) = dpvi._split_rng_key(state, 3)
         ref_codes, ref_outcome, ref_valid = dpvi._draw_batch(batch_key, jnp.asarray(codes), jnp.asarray(outcome), 40)

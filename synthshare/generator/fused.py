@@ -7,14 +7,14 @@ the shared guide draw η from the second and the Gaussian noise ξ from the thir
 (``d3p.random.normal``), and runs the clipped, noised gradient and Adam in float32
 through XLA. The fast path computes the same steps in two phases per block of steps:
 
-1. :func:`draw_keys` — one compiled JAX program, vectorised over the parties and the
-   steps: the key chain (the reference's ``_split_rng_key`` step after step), every
-   step's batch key, η (``dpvi.shared_draw``) and the key under ξ. Then the ChaCha
-   words of every step's stream (``chacha.random.random_bits`` of the batch key, the
-   reference's call) and under ξ are computed by :mod:`synthshare.generator.fused_chacha`
-   (the same bits, 5x faster than XLA's), and ξ from its words by a second small JAX
-   program (:func:`normal_from_words`: ``d3p.random.normal``'s conversion, XLA's
-   float32 erf⁻¹). None of them depends on the parameters.
+1. The randomness, for all steps of the block: the key chain (the reference's
+   ``_split_rng_key`` step after step, :func:`draw_keys`), every step's stream words
+   (``chacha.random.random_bits`` of the batch key, the reference's call) and the
+   words under ξ, all ChaCha20 computed by :mod:`synthshare.generator.fused_chacha`
+   (the same bits as jax-chacha-prng's, 2.5-5x faster than through XLA); then one
+   compiled JAX program vectorised over the parties and the steps (:func:`normals`):
+   η by threefry as ``dpvi.shared_draw`` and ξ from its words as ``d3p.random.normal``
+   (XLA's float32 erf⁻¹). None of them depends on the parameters.
 2. :func:`synthshare.generator.fused_kernel.run_steps` — per party, the steps
    themselves in one compiled loop (batch from the stream, gradient, clipping, noise,
    prior, chain rule, Adam), in float64.
@@ -64,7 +64,7 @@ class FusedState:
 
     ``loc``, ``scale_u`` (M, D): guide location and unconstrained scale; ``moment1``,
     ``moment2`` (M, 2, D): Adam's m and v of (loc, scale_u); ``step`` (M,) Adam's step
-    count; ``keys`` (M, 4, 4) uint32: each party's ChaCha key (the reference state's).
+    count; ``keys`` (M, 4, 4) uint32 (numpy): each party's ChaCha key (the reference state's).
     """
 
     loc: np.ndarray
@@ -72,7 +72,7 @@ class FusedState:
     moment1: np.ndarray
     moment2: np.ndarray
     step: np.ndarray
-    keys: jax.Array
+    keys: np.ndarray
 
     @classmethod
     def from_reference(cls, states: DPSVIState) -> "FusedState":
@@ -89,7 +89,7 @@ class FusedState:
             loc=loc.astype(np.float64), scale_u=scale.astype(np.float64),
             moment1=np.stack([m_loc, m_scale], axis=1).astype(np.float64),
             moment2=np.stack([v_loc, v_scale], axis=1).astype(np.float64),
-            step=step.astype(np.int64).reshape(-1), keys=states.rng_key,
+            step=step.astype(np.int64).reshape(-1), keys=np.asarray(states.rng_key, np.uint32),
         )
 
     def scale(self) -> np.ndarray:
@@ -97,25 +97,22 @@ class FusedState:
         return np.logaddexp(0.0, self.scale_u)
 
 
-def draw_keys(dpvi: AlignedPoissonDPSVI, keys: jax.Array, dim: int, steps: int):
-    """The JAX part of the randomness of the next ``steps`` reference steps of one party.
+def draw_keys(keys: np.ndarray, steps: int):
+    """The keys of the next ``steps`` reference steps of one party (no JAX).
 
-    ``keys`` (4, 4) the party's ChaCha key. Returns the key after the block, per step
-    the batch key (T, 4, 4), η (T, D) float32 (``dpvi.shared_draw``), and the key
-    whose first D ChaCha words ``d3p.random.normal`` turns into ξ (T, 4, 4): the first
-    split of the noise key, as ``dpvi.standard_noise``. The ChaCha words themselves
-    are left to :mod:`synthshare.generator.fused_chacha` (5x faster than through XLA).
+    ``keys`` (4, 4) the party's ChaCha key. Returns the key after the block (4, 4) and,
+    per step, the batch key (T, 4, 4), the gradient key as a JAX key (T, 2) (what
+    ``dpvi.shared_draw`` draws η from) and the key whose first D ChaCha words
+    ``d3p.random.normal`` turns into ξ (T, 4, 4) (the first split of the noise key, as
+    ``dpvi.standard_noise``): :func:`synthshare.generator.fused_chacha.key_chain`, the
+    reference's ``_split_rng_key`` step after step, 2.5x faster than the same through XLA.
     """
-    state = DPSVIState(None, keys, None)
-
-    def next_keys(carry: DPSVIState, _):
-        carry, split = dpvi._split_rng_key(carry, 3)  # the reference's split, step by step
-        return carry, tuple(split)
-
-    after, (batch_keys, gradient_keys, noise_keys) = jax.lax.scan(next_keys, state, None, length=steps)
-    eta = jax.vmap(lambda key: dpvi.shared_draw(key, (dim,)))(gradient_keys)
-    noise_words_keys = jax.vmap(lambda key: dpvi._rng_suite.split(key, 1)[0])(noise_keys)
-    return after.rng_key, batch_keys, eta, noise_words_keys
+    after = np.empty(16, np.uint32)
+    batch_keys = np.empty((steps, 16), np.uint32)
+    eta_keys = np.empty((steps, 2), np.uint32)
+    noise_keys = np.empty((steps, 16), np.uint32)
+    fused_chacha.key_chain(np.ascontiguousarray(keys, np.uint32).reshape(16), after, batch_keys, eta_keys, noise_keys)
+    return after.reshape(4, 4), batch_keys.reshape(steps, 4, 4), eta_keys, noise_keys.reshape(steps, 4, 4)
 
 
 def normal_from_words(words: jax.Array) -> jax.Array:
@@ -131,6 +128,15 @@ def normal_from_words(words: jax.Array) -> jax.Array:
     return np.float32(np.sqrt(2)) * jax.lax.erf_inv(uniform)
 
 
+def normals(eta_keys: jax.Array, noise_words: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """η (..., D) from the JAX keys (..., 2) as ``dpvi.shared_draw`` (``jax.random.normal``,
+    threefry) and ξ (..., D) from its words (..., D) (:func:`normal_from_words`), float32."""
+    dim = noise_words.shape[-1]
+    flat = eta_keys.reshape(-1, 2)
+    eta = jax.vmap(lambda key: jax.random.normal(key, (dim,)))(flat).reshape(noise_words.shape)
+    return eta, normal_from_words(noise_words)
+
+
 def chacha_words(keys: np.ndarray, count: int) -> np.ndarray:
     """``chacha.random.random_bits(key, 32, (count,))`` for each of the keys (..., 4, 4):
     (..., count) uint32, by :func:`synthshare.generator.fused_chacha.stream_words`."""
@@ -141,31 +147,24 @@ def chacha_words(keys: np.ndarray, count: int) -> np.ndarray:
     return out.reshape(keys.shape[:-2] + (count,))
 
 
-def draw_block(dpvi: AlignedPoissonDPSVI, keys: jax.Array, words: int, dim: int, steps: int):
+def draw_block(keys: np.ndarray, words: int, dim: int, steps: int):
     """Every random quantity of the next ``steps`` reference steps of one party.
 
     ``keys`` (4, 4) the party's ChaCha key. Returns the key after the block and, per
     step, the batch key's first ``words`` stream words (T, W) uint32, η (T, D) and
     ξ (T, D) float32: what ``update`` draws from the same keys. (:func:`run_fused`
-    does the same for all parties at once, with compiled programs.)
+    does the same for all parties at once, with the same compiled program.)
     """
-    after, batch_keys, eta, noise_keys = draw_keys(dpvi, keys, dim, steps)
-    stream = chacha_words(np.asarray(batch_keys), words)
-    noise = _noise_program((steps, dim))(chacha_words(np.asarray(noise_keys), dim))
+    after, batch_keys, eta_keys, noise_keys = draw_keys(np.asarray(keys), steps)
+    stream = chacha_words(batch_keys, words)
+    eta, noise = _normals_program((steps,), dim)(eta_keys, chacha_words(noise_keys, dim))
     return after, stream, np.asarray(eta), np.asarray(noise)
 
 
 @functools.lru_cache(maxsize=8)
-def _block_program(dpvi: AlignedPoissonDPSVI, parties: int, dim: int, steps: int):
-    """:func:`draw_keys` for all parties (vmapped), compiled once per shape for one thread."""
-    program = jax.vmap(lambda keys: draw_keys(dpvi, keys, dim, steps))
-    return compile_for_one_thread(program, jnp.zeros((parties, 4, 4), jnp.uint32))
-
-
-@functools.lru_cache(maxsize=8)
-def _noise_program(shape: tuple[int, ...]):
-    """:func:`normal_from_words` compiled for one thread and words of ``shape``."""
-    return compile_for_one_thread(normal_from_words, jnp.zeros(shape, jnp.uint32))
+def _normals_program(batch: tuple[int, ...], dim: int):
+    """:func:`normals` compiled for one thread, for keys (*batch, 2) and words (*batch, D)."""
+    return compile_for_one_thread(normals, jnp.zeros(batch + (2,), jnp.uint32), jnp.zeros(batch + (dim,), jnp.uint32))
 
 
 @dataclass(frozen=True)
@@ -234,15 +233,15 @@ def run_fused(
     done = 0
     while done < steps:
         block = min(even, steps - done)
-        program = _block_program(dpvi, parties, layout.dim, block)
-        keys, batch_keys, eta, noise_keys = program(state.keys)
-        state.keys = keys
-        batch_keys, eta = np.asarray(batch_keys), np.asarray(eta)
-        noise = np.asarray(_noise_program((parties, block, layout.dim))(chacha_words(np.asarray(noise_keys), layout.dim)))
+        chains = [draw_keys(state.keys[m], block) for m in range(parties)]
+        state.keys = np.stack([chain[0] for chain in chains])
+        eta_keys = np.stack([chain[2] for chain in chains])
+        noise_words = chacha_words(np.stack([chain[3] for chain in chains]), layout.dim)
+        eta, noise = (np.asarray(x) for x in _normals_program((parties, block), layout.dim)(eta_keys, noise_words))
         for m in range(parties):
             party_codes, party_outcome, party_log_factorial = prepared[m]
             n = sizes[m]
-            stream = chacha_words(batch_keys[m], own_words[m])  # (T, own words): only what party m reads
+            stream = chacha_words(chains[m][1], own_words[m])  # (T, own words): only what party m reads
             state.step[m] = fused_kernel.run_steps(
                 party_codes, party_outcome, party_log_factorial, n, stream, own_words[m], int(t), lead,
                 int(dpvi.capacity), eta[m], noise[m],

@@ -117,3 +117,86 @@ def stream_words(keys, count, out):
         _blocks(keys[t], blocks, buffer)
         for i in range(count):
             out[t, i] = buffer[i]
+
+
+@numba.njit(**_JIT)
+def _first_blocks(keys, out):
+    """``out[t]`` = block 0 of key state ``keys[t]`` ((T, 16) uint32 both): one key per
+    loop iteration, so that the loop over the keys vectorises as :func:`_blocks`' does."""
+    for t in range(keys.shape[0]):
+        k0, k1, k2, k3 = np.uint64(keys[t, 0]), np.uint64(keys[t, 1]), np.uint64(keys[t, 2]), np.uint64(keys[t, 3])
+        k4, k5, k6, k7 = np.uint64(keys[t, 4]), np.uint64(keys[t, 5]), np.uint64(keys[t, 6]), np.uint64(keys[t, 7])
+        k8, k9, k10, k11 = np.uint64(keys[t, 8]), np.uint64(keys[t, 9]), np.uint64(keys[t, 10]), np.uint64(keys[t, 11])
+        k12, k13, k14, k15 = np.uint64(keys[t, 12]), np.uint64(keys[t, 13]), np.uint64(keys[t, 14]), np.uint64(keys[t, 15])
+        x = (k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12, k13, k14, k15)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        x = _double_round(x)
+        out[t, 0] = np.uint32((x[0] + k0) & _MASK)
+        out[t, 1] = np.uint32((x[1] + k1) & _MASK)
+        out[t, 2] = np.uint32((x[2] + k2) & _MASK)
+        out[t, 3] = np.uint32((x[3] + k3) & _MASK)
+        out[t, 4] = np.uint32((x[4] + k4) & _MASK)
+        out[t, 5] = np.uint32((x[5] + k5) & _MASK)
+        out[t, 6] = np.uint32((x[6] + k6) & _MASK)
+        out[t, 7] = np.uint32((x[7] + k7) & _MASK)
+        out[t, 8] = np.uint32((x[8] + k8) & _MASK)
+        out[t, 9] = np.uint32((x[9] + k9) & _MASK)
+        out[t, 10] = np.uint32((x[10] + k10) & _MASK)
+        out[t, 11] = np.uint32((x[11] + k11) & _MASK)
+        out[t, 12] = np.uint32((x[12] + k12) & _MASK)
+        out[t, 13] = np.uint32((x[13] + k13) & _MASK)
+        out[t, 14] = np.uint32((x[14] + k14) & _MASK)
+        out[t, 15] = np.uint32((x[15] + k15) & _MASK)
+
+
+@numba.njit(**_JIT)
+def _split_from(key, words, index, out):
+    """``out`` = key ``index`` of ``chacha.random.split(key, n)`` given the split's words
+    (the key's first 3n stream words): the key with counter 0 and nonce words 3i..3i+2."""
+    for i in range(12):
+        out[i] = key[i]
+    out[12] = 0
+    for i in range(3):
+        out[13 + i] = words[3 * index + i]
+
+
+@numba.njit(**_JIT)
+def key_chain(key, after, batch_keys, eta_keys, noise_keys):
+    """The reference's keys for T steps from the state's key ``key`` (16,) uint32.
+
+    Per step (``DPSVI._split_rng_key(state, 3)``): ``split(key, 4)`` gives the next
+    state key and the batch, gradient and noise keys. Written: ``after`` (16,) the key
+    after the T steps; ``batch_keys`` (T, 16); ``eta_keys`` (T, 2) the gradient keys as
+    JAX keys (``d3p.random.convert_to_jax_rng_key``: the first two stream words);
+    ``noise_keys`` (T, 16) the keys under ξ (``split(noise key, 1)[0]``).
+    """
+    steps = batch_keys.shape[0]
+    gradient_keys = np.empty((steps, 16), np.uint32)
+    raw_noise = np.empty((steps, 16), np.uint32)
+    words = np.empty(16, np.uint32)
+    state = key.copy()
+    following = np.empty(16, np.uint32)
+    for s in range(steps):  # sequential: each step splits the previous state key
+        _blocks(state, 1, words)
+        _split_from(state, words, 1, batch_keys[s])
+        _split_from(state, words, 2, gradient_keys[s])
+        _split_from(state, words, 3, raw_noise[s])
+        _split_from(state, words, 0, following)
+        state[:] = following
+    after[:] = state
+    blocks = np.empty((steps, 16), np.uint32)
+    _first_blocks(gradient_keys, blocks)
+    for s in range(steps):
+        eta_keys[s, 0] = blocks[s, 0]
+        eta_keys[s, 1] = blocks[s, 1]
+    _first_blocks(raw_noise, blocks)
+    for s in range(steps):
+        _split_from(raw_noise[s], blocks[s], 0, noise_keys[s])
