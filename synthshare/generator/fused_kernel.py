@@ -194,27 +194,6 @@ def apply_elementary(name, x, out):
             out[i] = _log(x[i])
 
 
-@numba.njit(**_INLINE)
-def _sum(x, n):
-    """Σ x[:n] as eight interleaved partial sums, added in a fixed order (deterministic):
-    one running sum waits ~4 cycles on each addition, ~0.5 µs for the D = 373 terms."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    whole = n - n % 8
-    for i in range(0, whole, 8):
-        a0 += x[i]
-        a1 += x[i + 1]
-        a2 += x[i + 2]
-        a3 += x[i + 3]
-        a4 += x[i + 4]
-        a5 += x[i + 5]
-        a6 += x[i + 6]
-        a7 += x[i + 7]
-    tail = 0.0
-    for i in range(whole, n):
-        tail += x[i]
-    return (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + tail
-
-
 @numba.njit(**_JIT)
 def _stick_transpose(a, frac, base, count, out):
     """out[base + i] += (Jᵀa)_i = a_i(1 − z_i) − z_i Σ_{l>i} a_l for one simplex row of
@@ -324,7 +303,6 @@ def run_steps(
     terms = np.empty(dim)
     exps = np.empty(dim)
     shifted = np.empty(categorical)
-    prior_terms = np.empty(categorical)
     log_z = np.empty(categorical)
     log_1mz = np.empty(categorical)
     frac = np.empty(categorical)
@@ -335,8 +313,6 @@ def run_steps(
     norms = np.empty((columns, components))
     cols = np.empty((features, capacity), np.int64)  # per batch record: its five level columns
     rho = np.empty((capacity, components))  # logits, then exp, then responsibilities
-    scratch = np.empty((capacity, components))
-    scaled = np.empty(components)
     lin = np.empty(capacity)
     rate = np.empty(capacity)
     top = np.empty(capacity)
@@ -363,8 +339,10 @@ def run_steps(
         for d in range(dim):
             latent[d] = loc[d] + scale[d] * eta[s, d]
         for d in range(dim):
-            terms[d] = _log(scale[d]) + 0.5 * float(eta[s, d]) * float(eta[s, d])
-        log_q = log_q_const - _sum(terms, dim)
+            terms[d] = _log(scale[d])
+        log_q = log_q_const
+        for d in range(dim):
+            log_q -= terms[d] + 0.5 * float(eta[s, d]) * float(eta[s, d])
         # 3. stick terms of every categorical entry, then the rows' tables; prior value
         for p in range(categorical):
             shifted[p] = latent[p] - shift[p]
@@ -376,9 +354,9 @@ def run_steps(
             log_1mz[p] = log_z[p] - shifted[p]
         for p in range(categorical):
             frac[p] = (1.0 if shifted[p] >= 0.0 else exps[p]) / (1.0 + exps[p])
+        prior = prior_const
         for p in range(categorical):
-            prior_terms[p] = alpha * log_z[p] + weight_1mz[p] * log_1mz[p]
-        prior = prior_const + _sum(prior_terms, categorical)
+            prior += alpha * log_z[p] + weight_1mz[p] * log_1mz[p]
         for i in range(coefficients):
             w = latent[coef_offset + i] / coef_scale
             prior -= 0.5 * w * w
@@ -460,30 +438,22 @@ def run_steps(
                 g = rho[b, i] * (1.0 - z) - z * tail_w[b]
                 squared[b] += g * g
                 tail_w[b] += rho[b, i]
-        # Per record a contiguous loop over K (row loads, vectorised), then the sums over K
-        # across the records: the gathers of a loop over the records per r cost 4x more.
-        for b in range(filled):
-            c0, c1, c2, c3, c4 = cols[0, b], cols[1, b], cols[2, b], cols[3, b], cols[4, b]
-            for r in range(components):
-                part = norms[c0, r] + norms[c1, r] + norms[c2, r] + norms[c3, r] + norms[c4, r]
-                scratch[b, r] = rho[b, r] * rho[b, r] * part
         for r in range(components):
             for b in range(filled):
-                squared[b] += scratch[b, r]
+                part = norms[cols[0, b], r] + norms[cols[1, b], r] + norms[cols[2, b], r] + norms[cols[3, b], r] + norms[cols[4, b], r]
+                squared[b] += rho[b, r] * rho[b, r] * part
         for b in range(filled):
             factor[b] = min(1.0, clip / max(math.sqrt(squared[b]), 1e-30))
         for b in range(filled):
-            # c_n ρ once, then one loop per level row: six read-modify-write rows in one
-            # loop may alias (LLVM then leaves the loop scalar); one row per loop vectorises.
-            # Each entry still receives the records in order (a record's rows are distinct).
+            c0, c1, c2, c3, c4 = cols[0, b], cols[1, b], cols[2, b], cols[3, b], cols[4, b]
             for r in range(components):
-                scaled[r] = factor[b] * rho[b, r]
-            for r in range(components):
-                weighted_w[r] += scaled[r]
-            for j in range(features):
-                c = cols[j, b]
-                for r in range(components):
-                    weighted[c, r] += scaled[r]
+                cr = factor[b] * rho[b, r]
+                weighted_w[r] += cr
+                weighted[c0, r] += cr
+                weighted[c1, r] += cr
+                weighted[c2, r] += cr
+                weighted[c3, r] += cr
+                weighted[c4, r] += cr
             cres = factor[b] * rate[b]
             coef_sum[0] += cres
             for j in range(features):
