@@ -139,11 +139,11 @@ def normals(eta_keys: jax.Array, noise_words: jax.Array) -> tuple[jax.Array, jax
 
 def chacha_words(keys: np.ndarray, count: int) -> np.ndarray:
     """``chacha.random.random_bits(key, 32, (count,))`` for each of the keys (..., 4, 4):
-    (..., count) uint32, by :func:`synthshare.generator.fused_chacha.stream_words`."""
+    (..., count) uint32, by :func:`synthshare.generator.fused_chacha.random_words`."""
     keys = np.ascontiguousarray(keys, np.uint32)
     flat = keys.reshape(-1, 16)
     out = np.empty((flat.shape[0], count), np.uint32)
-    fused_chacha.stream_words(flat, count, out)
+    fused_chacha.random_words(flat, count, out)
     return out.reshape(keys.shape[:-2] + (count,))
 
 
