@@ -13,7 +13,7 @@ from synthshare.generator import fused_kernel
 import d3p.random as strong_rng
 from chacha import random as chacha_random
 from synthshare.generator.fit import PartyData, _stack, build_dpvi, fit_parties, party_key
-from synthshare.generator.fused import FusedState, ModelLayout, _normals_program, chacha_words, draw_block, run_fused
+from synthshare.generator.fused import FusedState, ModelLayout, _normals_program, chacha_words, draw_block, run_fused, threefry_words
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import stream_decisions, stream_words, threshold
 from tests.generator_helpers import random_codes
@@ -81,13 +81,24 @@ def test_numba_chacha_words_are_jax_chachas(count):
     assert np.array_equal(chacha_words(keys, count), np.asarray(reference))
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 372, 373])
+def test_numba_threefry_words_are_jax_randoms(count):
+    """The words under η: raw uint32 keys (as ``convert_to_jax_rng_key`` gives), odd and even counts."""
+    keys = np.random.default_rng(count).integers(0, 2**32, (64, 2), dtype=np.uint64).astype(np.uint32)
+    reference = jax.jit(jax.vmap(lambda key: jax.random.bits(key, (count,), jnp.uint32)))(jnp.asarray(keys))
+    assert np.array_equal(threefry_words(keys, count), np.asarray(reference))
+    normals = _normals_program((64,), count)(threefry_words(keys, count), threefry_words(keys, count))[0]
+    expected = jax.jit(jax.vmap(lambda key: jax.random.normal(key, (count,))))(jnp.asarray(keys))
+    assert np.array_equal(np.asarray(normals), np.asarray(expected))
+
+
 def test_normals_from_words_are_d3ps_normals():
     """ξ from the numba words and the compiled conversion equals ``d3p.random.normal``, bit for bit."""
     keys = jnp.stack([strong_rng.PRNGKey(i) for i in range(50)])
     reference = np.asarray(jax.vmap(lambda key: strong_rng.normal(key, (1000,)))(keys))
     words = chacha_words(np.asarray(keys), 1000)
     words[0, :4] = [0, 0xFFFFFFFF, 0x80000000, 0x1FF]  # the ends of the interval
-    ours = np.asarray(_normals_program(words.shape[:-1], words.shape[-1])(np.zeros((50, 2), np.uint32), words)[1])
+    ours = np.asarray(_normals_program(words.shape[:-1], words.shape[-1])(words, words)[1])
     assert np.array_equal(ours[1:], reference[1:])
     assert np.all(np.isfinite(ours[0, :4]))  # the ends of the interval map to finite values, as in d3p
 

@@ -10,11 +10,13 @@ through XLA. The fast path computes the same steps in two phases per block of st
 1. The randomness, for all steps of the block: the key chain (the reference's
    ``_split_rng_key`` step after step, :func:`draw_keys`), every step's stream words
    (``chacha.random.random_bits`` of the batch key, the reference's call) and the
-   words under ξ, all ChaCha20 computed by :mod:`synthshare.generator.fused_chacha`
+   words under ξ, ChaCha20 computed by :mod:`synthshare.generator.fused_chacha`
    (the same bits as jax-chacha-prng's, 2.5-5x faster than through XLA); then one
-   compiled JAX program vectorised over the parties and the steps (:func:`normals`):
-   η by threefry as ``dpvi.shared_draw`` and ξ from its words as ``d3p.random.normal``
-   (XLA's float32 erf⁻¹). None of them depends on the parameters.
+   the words under η (``jax.random``'s threefry words of the gradient key, as
+   ``dpvi.shared_draw`` draws them, :func:`threefry_words`); then one compiled JAX
+   program vectorised over the parties and the steps (:func:`normals`) makes η and ξ
+   from their words as ``jax.random.normal`` and ``d3p.random.normal`` do (XLA's
+   float32 erf⁻¹). None of them depends on the parameters.
 2. :func:`synthshare.generator.fused_kernel.run_steps` — per party, the steps
    themselves in one compiled loop (batch from the stream, gradient, clipping, noise,
    prior, chain rule, Adam), in float64.
@@ -128,13 +130,21 @@ def normal_from_words(words: jax.Array) -> jax.Array:
     return np.float32(np.sqrt(2)) * jax.lax.erf_inv(uniform)
 
 
-def normals(eta_keys: jax.Array, noise_words: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """η (..., D) from the JAX keys (..., 2) as ``dpvi.shared_draw`` (``jax.random.normal``,
-    threefry) and ξ (..., D) from its words (..., D) (:func:`normal_from_words`), float32."""
-    dim = noise_words.shape[-1]
-    flat = eta_keys.reshape(-1, 2)
-    eta = jax.vmap(lambda key: jax.random.normal(key, (dim,)))(flat).reshape(noise_words.shape)
-    return eta, normal_from_words(noise_words)
+def normals(eta_words: jax.Array, noise_words: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """η and ξ (..., D) float32 from their words (..., D) uint32 (:func:`normal_from_words`
+    both: ``jax.random.normal`` makes its normals from threefry's words exactly as
+    ``d3p.random.normal`` from ChaCha's)."""
+    return normal_from_words(eta_words), normal_from_words(noise_words)
+
+
+def threefry_words(keys: np.ndarray, count: int) -> np.ndarray:
+    """``jax.random.bits(key, (count,), uint32)`` for each of the raw keys (..., 2):
+    (..., count) uint32, by :func:`synthshare.generator.fused_chacha.threefry_words`."""
+    keys = np.ascontiguousarray(keys, np.uint32)
+    flat = keys.reshape(-1, 2)
+    out = np.empty((flat.shape[0], count), np.uint32)
+    fused_chacha.threefry_words(flat, count, out)
+    return out.reshape(keys.shape[:-1] + (count,))
 
 
 def chacha_words(keys: np.ndarray, count: int) -> np.ndarray:
@@ -157,14 +167,14 @@ def draw_block(keys: np.ndarray, words: int, dim: int, steps: int):
     """
     after, batch_keys, eta_keys, noise_keys = draw_keys(np.asarray(keys), steps)
     stream = chacha_words(batch_keys, words)
-    eta, noise = _normals_program((steps,), dim)(eta_keys, chacha_words(noise_keys, dim))
+    eta, noise = _normals_program((steps,), dim)(threefry_words(eta_keys, dim), chacha_words(noise_keys, dim))
     return after, stream, np.asarray(eta), np.asarray(noise)
 
 
 @functools.lru_cache(maxsize=8)
 def _normals_program(batch: tuple[int, ...], dim: int):
-    """:func:`normals` compiled for one thread, for keys (*batch, 2) and words (*batch, D)."""
-    return compile_for_one_thread(normals, jnp.zeros(batch + (2,), jnp.uint32), jnp.zeros(batch + (dim,), jnp.uint32))
+    """:func:`normals` compiled for one thread, for words (*batch, D)."""
+    return compile_for_one_thread(normals, jnp.zeros(batch + (dim,), jnp.uint32), jnp.zeros(batch + (dim,), jnp.uint32))
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,8 @@ def run_fused(
     """
     if dpvi._rng_suite is not d3p.random:
         raise RuntimeError("fused DPVI: the ChaCha words are d3p.random's (chacha); the fit uses another RNG suite")
+    if jax.config.jax_threefry_partitionable or jax.config.jax_default_prng_impl != "threefry2x32":
+        raise RuntimeError("fused DPVI: η's words are jax.random's threefry with jax_threefry_partitionable off")
     parties = len(codes)
     sizes = [int(c.shape[0]) for c in codes]
     own_words = [stream_words(n) for n in sizes]
@@ -235,9 +247,9 @@ def run_fused(
         block = min(even, steps - done)
         chains = [draw_keys(state.keys[m], block) for m in range(parties)]
         state.keys = np.stack([chain[0] for chain in chains])
-        eta_keys = np.stack([chain[2] for chain in chains])
+        eta_words = threefry_words(np.stack([chain[2] for chain in chains]), layout.dim)
         noise_words = chacha_words(np.stack([chain[3] for chain in chains]), layout.dim)
-        eta, noise = (np.asarray(x) for x in _normals_program((parties, block), layout.dim)(eta_keys, noise_words))
+        eta, noise = (np.asarray(x) for x in _normals_program((parties, block), layout.dim)(eta_words, noise_words))
         for m in range(parties):
             party_codes, party_outcome, party_log_factorial = prepared[m]
             n = sizes[m]
