@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from synthshare.generator import fused_kernel
+import d3p.random as strong_rng
+from chacha import random as chacha_random
 from synthshare.generator.fit import PartyData, _stack, build_dpvi, fit_parties, party_key
-from synthshare.generator.fused import FusedState, ModelLayout, draw_block, run_fused
+from synthshare.generator.fused import FusedState, ModelLayout, _normals_program, chacha_words, draw_block, run_fused, threefry_words
 from synthshare.generator.settings import GeneratorSettings
 from synthshare.generator.subsampling import stream_decisions, stream_words, threshold
 from tests.generator_helpers import random_codes
@@ -69,6 +71,38 @@ def test_elementary_functions_are_accurate():
     np.testing.assert_allclose(out, np.log(y), rtol=1e-15, atol=1e-15)
 
 
+@pytest.mark.parametrize("count", [1, 15, 16, 17, 294, 373])
+def test_numba_chacha_words_are_jax_chachas(count):
+    """Random key states, counters near 2^32 (the block counter wraps), counts around a block."""
+    rng = np.random.default_rng(count)
+    keys = rng.integers(0, 2**32, (64, 4, 4), dtype=np.uint64).astype(np.uint32)
+    keys[:8, 3, 0] = 0xFFFFFFFF - np.arange(8, dtype=np.uint32)
+    reference = jax.jit(jax.vmap(lambda key: chacha_random.random_bits(key, 32, (count,))))(jnp.asarray(keys))
+    assert np.array_equal(chacha_words(keys, count), np.asarray(reference))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 372, 373])
+def test_numba_threefry_words_are_jax_randoms(count):
+    """The words under η: raw uint32 keys (as ``convert_to_jax_rng_key`` gives), odd and even counts."""
+    keys = np.random.default_rng(count).integers(0, 2**32, (64, 2), dtype=np.uint64).astype(np.uint32)
+    reference = jax.jit(jax.vmap(lambda key: jax.random.bits(key, (count,), jnp.uint32)))(jnp.asarray(keys))
+    assert np.array_equal(threefry_words(keys, count), np.asarray(reference))
+    normals = _normals_program((64,), count)(threefry_words(keys, count), threefry_words(keys, count))[0]
+    expected = jax.jit(jax.vmap(lambda key: jax.random.normal(key, (count,))))(jnp.asarray(keys))
+    assert np.array_equal(np.asarray(normals), np.asarray(expected))
+
+
+def test_normals_from_words_are_d3ps_normals():
+    """ξ from the numba words and the compiled conversion equals ``d3p.random.normal``, bit for bit."""
+    keys = jnp.stack([strong_rng.PRNGKey(i) for i in range(50)])
+    reference = np.asarray(jax.vmap(lambda key: strong_rng.normal(key, (1000,)))(keys))
+    words = chacha_words(np.asarray(keys), 1000)
+    words[0, :4] = [0, 0xFFFFFFFF, 0x80000000, 0x1FF]  # the ends of the interval
+    ours = np.asarray(_normals_program(words.shape[:-1], words.shape[-1])(words, words)[1])
+    assert np.array_equal(ours[1:], reference[1:])
+    assert np.all(np.isfinite(ours[0, :4]))  # the ends of the interval map to finite values, as in d3p
+
+
 def _setup(settings: GeneratorSettings, sigma: float, capacity: int, n: int, seed: int = 0):
     codes, outcome = random_codes(np.random.default_rng(seed), n)
     dpvi = build_dpvi(settings, sigma, capacity)
@@ -82,7 +116,7 @@ def test_pre_drawn_block_is_the_reference_randomness():
     settings = GeneratorSettings(components=4, sampling_rate=0.3)
     dpvi, state, codes, outcome, layout = _setup(settings, 2.0, 24, 40)
     words = stream_words(40)
-    key_after, stream, eta, noise = draw_block(dpvi, state.rng_key, words, layout.dim, 5)
+    key_after, stream, eta, noise = draw_block(state.rng_key, words, layout.dim, 5)
     for t in range(5):
         state, (batch_key, gradient_key, noise_key) = dpvi._split_rng_key(state, 3)
         ref_codes, ref_outcome, ref_valid = dpvi._draw_batch(batch_key, jnp.asarray(codes), jnp.asarray(outcome), 40)

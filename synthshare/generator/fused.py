@@ -7,11 +7,16 @@ the shared guide draw η from the second and the Gaussian noise ξ from the thir
 (``d3p.random.normal``), and runs the clipped, noised gradient and Adam in float32
 through XLA. The fast path computes the same steps in two phases per block of steps:
 
-1. :func:`draw_block` — one compiled JAX program, vectorised over the parties and the
-   steps: the key chain (the reference's ``_split_rng_key`` step after step), every
-   step's stream words (``chacha.random.random_bits`` of the batch key, the reference's
-   call), η (``dpvi.shared_draw``) and ξ (``dpvi.standard_noise``). None of them
-   depends on the parameters.
+1. The randomness, for all steps of the block: the key chain (the reference's
+   ``_split_rng_key`` step after step, :func:`draw_keys`), every step's stream words
+   (``chacha.random.random_bits`` of the batch key, the reference's call) and the
+   words under ξ, ChaCha20 computed by :mod:`synthshare.generator.fused_chacha`
+   (the same bits as jax-chacha-prng's, 2.5-5x faster than through XLA); then one
+   the words under η (``jax.random``'s threefry words of the gradient key, as
+   ``dpvi.shared_draw`` draws them, :func:`threefry_words`); then one compiled JAX
+   program vectorised over the parties and the steps (:func:`normals`) makes η and ξ
+   from their words as ``jax.random.normal`` and ``d3p.random.normal`` do (XLA's
+   float32 erf⁻¹). None of them depends on the parameters.
 2. :func:`synthshare.generator.fused_kernel.run_steps` — per party, the steps
    themselves in one compiled loop (batch from the stream, gradient, clipping, noise,
    prior, chain rule, Adam), in float64.
@@ -21,8 +26,7 @@ the reference's up to floating-point rounding (float64 here, float32 there; the 
 compare them). The mechanism is the reference's: each record enters each step's batch
 independently with probability ``effective_rate(q)``, and noise σ·C is added to the sum
 of the clipped per-record gradients. Each party runs at its own N (no padding to the
-largest party of the job; only the stream words of phase 1 are drawn for the longest
-stream, of which each party reads its own prefix).
+largest party of the job; each party's stream words are drawn for its own N).
 
 Why it is faster (benchmarks/README.md, "DPVI"): the reference's step is some sixty
 small XLA operations, each costing more to dispatch than to compute on a CPU; here one
@@ -35,14 +39,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import d3p.random
 import jax
 import jax.numpy as jnp
 import numpy as np
-from chacha import random as chacha_random
 from d3p.svi import DPSVIState
 from scipy.special import gammaln
 
-from synthshare.generator import fused_kernel
+from synthshare.generator import fused_chacha, fused_kernel
 from synthshare.generator.compilation import compile_for_one_thread, largest_divisor
 from synthshare.generator.dpvi import AlignedPoissonDPSVI
 from synthshare.generator.encoding import LEVEL_COUNTS
@@ -51,8 +55,9 @@ from synthshare.generator.subsampling import BERNOULLI_BITS, stream_words, thres
 from synthshare.variables import FEATURES
 
 MAX_DRAW_STEPS = 1000
-"""Steps of randomness drawn per JAX call: (M, T, W + 2D) words, ~70 MB for 16 parties
-at f = 1 and T = 1,000; more would only save calls that cost ~1 ms."""
+"""Steps of randomness drawn per block: η, ξ and ξ's words (M, T, 3D), ~70 MB for 16
+parties at T = 1,000 (each party's stream words, (T, W), as it runs); more would only
+save calls that cost ~1 ms."""
 
 
 @dataclass
@@ -61,7 +66,7 @@ class FusedState:
 
     ``loc``, ``scale_u`` (M, D): guide location and unconstrained scale; ``moment1``,
     ``moment2`` (M, 2, D): Adam's m and v of (loc, scale_u); ``step`` (M,) Adam's step
-    count; ``keys`` (M, 4, 4) uint32: each party's ChaCha key (the reference state's).
+    count; ``keys`` (M, 4, 4) uint32 (numpy): each party's ChaCha key (the reference state's).
     """
 
     loc: np.ndarray
@@ -69,7 +74,7 @@ class FusedState:
     moment1: np.ndarray
     moment2: np.ndarray
     step: np.ndarray
-    keys: jax.Array
+    keys: np.ndarray
 
     @classmethod
     def from_reference(cls, states: DPSVIState) -> "FusedState":
@@ -86,7 +91,7 @@ class FusedState:
             loc=loc.astype(np.float64), scale_u=scale.astype(np.float64),
             moment1=np.stack([m_loc, m_scale], axis=1).astype(np.float64),
             moment2=np.stack([v_loc, v_scale], axis=1).astype(np.float64),
-            step=step.astype(np.int64).reshape(-1), keys=states.rng_key,
+            step=step.astype(np.int64).reshape(-1), keys=np.asarray(states.rng_key, np.uint32),
         )
 
     def scale(self) -> np.ndarray:
@@ -94,31 +99,82 @@ class FusedState:
         return np.logaddexp(0.0, self.scale_u)
 
 
-def draw_block(dpvi: AlignedPoissonDPSVI, keys: jax.Array, words: int, dim: int, steps: int):
+def draw_keys(keys: np.ndarray, steps: int):
+    """The keys of the next ``steps`` reference steps of one party (no JAX).
+
+    ``keys`` (4, 4) the party's ChaCha key. Returns the key after the block (4, 4) and,
+    per step, the batch key (T, 4, 4), the gradient key as a JAX key (T, 2) (what
+    ``dpvi.shared_draw`` draws η from) and the key whose first D ChaCha words
+    ``d3p.random.normal`` turns into ξ (T, 4, 4) (the first split of the noise key, as
+    ``dpvi.standard_noise``): :func:`synthshare.generator.fused_chacha.key_chain`, the
+    reference's ``_split_rng_key`` step after step, 2.5x faster than the same through XLA.
+    """
+    after = np.empty(16, np.uint32)
+    batch_keys = np.empty((steps, 16), np.uint32)
+    eta_keys = np.empty((steps, 2), np.uint32)
+    noise_keys = np.empty((steps, 16), np.uint32)
+    fused_chacha.key_chain(np.ascontiguousarray(keys, np.uint32).reshape(16), after, batch_keys, eta_keys, noise_keys)
+    return after.reshape(4, 4), batch_keys.reshape(steps, 4, 4), eta_keys, noise_keys.reshape(steps, 4, 4)
+
+
+def normal_from_words(words: jax.Array) -> jax.Array:
+    """Standard normals (float32) from ChaCha words (uint32), as ``d3p.random.normal``
+    makes them from its key's words (``chacha.random.uniform`` on (nextafter(−1, 0), 1),
+    then √2·erf⁻¹): the 23 high bits as the mantissa of a float in [1, 2), minus 1,
+    scaled to the interval. The tests check the values bit for bit against d3p's."""
+    low = np.nextafter(np.float32(-1.0), np.float32(0.0))
+    high = np.float32(1.0)
+    mantissa = jax.lax.shift_right_logical(words, np.uint32(32 - 23)) | np.float32(1.0).view(np.uint32)
+    floats = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)
+    uniform = jax.lax.max(low, floats * (high - low) + low)
+    return np.float32(np.sqrt(2)) * jax.lax.erf_inv(uniform)
+
+
+def normals(eta_words: jax.Array, noise_words: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """η and ξ (..., D) float32 from their words (..., D) uint32 (:func:`normal_from_words`
+    both: ``jax.random.normal`` makes its normals from threefry's words exactly as
+    ``d3p.random.normal`` from ChaCha's)."""
+    return normal_from_words(eta_words), normal_from_words(noise_words)
+
+
+def threefry_words(keys: np.ndarray, count: int) -> np.ndarray:
+    """``jax.random.bits(key, (count,), uint32)`` for each of the raw keys (..., 2):
+    (..., count) uint32, by :func:`synthshare.generator.fused_chacha.threefry_words`."""
+    keys = np.ascontiguousarray(keys, np.uint32)
+    flat = keys.reshape(-1, 2)
+    out = np.empty((flat.shape[0], count), np.uint32)
+    fused_chacha.threefry_words(flat, count, out)
+    return out.reshape(keys.shape[:-1] + (count,))
+
+
+def chacha_words(keys: np.ndarray, count: int) -> np.ndarray:
+    """``chacha.random.random_bits(key, 32, (count,))`` for each of the keys (..., 4, 4):
+    (..., count) uint32, by :func:`synthshare.generator.fused_chacha.random_words`."""
+    keys = np.ascontiguousarray(keys, np.uint32)
+    flat = keys.reshape(-1, 16)
+    out = np.empty((flat.shape[0], count), np.uint32)
+    fused_chacha.random_words(flat, count, out)
+    return out.reshape(keys.shape[:-2] + (count,))
+
+
+def draw_block(keys: np.ndarray, words: int, dim: int, steps: int):
     """Every random quantity of the next ``steps`` reference steps of one party.
 
     ``keys`` (4, 4) the party's ChaCha key. Returns the key after the block and, per
     step, the batch key's first ``words`` stream words (T, W) uint32, η (T, D) and
-    ξ (T, D) float32: what ``update`` draws from the same keys.
+    ξ (T, D) float32: what ``update`` draws from the same keys. (:func:`run_fused`
+    does the same for all parties at once, with the same compiled program.)
     """
-    state = DPSVIState(None, keys, None)
-
-    def next_keys(carry: DPSVIState, _):
-        carry, split = dpvi._split_rng_key(carry, 3)  # the reference's split, step by step
-        return carry, tuple(split)
-
-    after, (batch_keys, gradient_keys, noise_keys) = jax.lax.scan(next_keys, state, None, length=steps)
-    stream = jax.vmap(lambda key: chacha_random.random_bits(key, 32, (words,)))(batch_keys)
-    eta = jax.vmap(lambda key: dpvi.shared_draw(key, (dim,)))(gradient_keys)
-    noise = jax.vmap(lambda key: dpvi.standard_noise(key, (dim,)))(noise_keys)
-    return after.rng_key, stream, eta, noise
+    after, batch_keys, eta_keys, noise_keys = draw_keys(np.asarray(keys), steps)
+    stream = chacha_words(batch_keys, words)
+    eta, noise = _normals_program((steps,), dim)(threefry_words(eta_keys, dim), chacha_words(noise_keys, dim))
+    return after, stream, np.asarray(eta), np.asarray(noise)
 
 
 @functools.lru_cache(maxsize=8)
-def _block_program(dpvi: AlignedPoissonDPSVI, parties: int, words: int, dim: int, steps: int):
-    """:func:`draw_block` for all parties (vmapped), compiled once per shape for one thread."""
-    program = jax.vmap(lambda keys: draw_block(dpvi, keys, words, dim, steps))
-    return compile_for_one_thread(program, jnp.zeros((parties, 4, 4), jnp.uint32))
+def _normals_program(batch: tuple[int, ...], dim: int):
+    """:func:`normals` compiled for one thread, for words (*batch, D)."""
+    return compile_for_one_thread(normals, jnp.zeros(batch + (dim,), jnp.uint32), jnp.zeros(batch + (dim,), jnp.uint32))
 
 
 @dataclass(frozen=True)
@@ -166,10 +222,13 @@ def run_fused(
     (unpadded). Returns the losses (M, steps) and the records selected per step
     (M, steps) before truncation to the capacity (for overflow diagnostics).
     """
+    if dpvi._rng_suite is not d3p.random:
+        raise RuntimeError("fused DPVI: the ChaCha words are d3p.random's (chacha); the fit uses another RNG suite")
+    if jax.config.jax_threefry_partitionable or jax.config.jax_default_prng_impl != "threefry2x32":
+        raise RuntimeError("fused DPVI: η's words are jax.random's threefry with jax_threefry_partitionable off")
     parties = len(codes)
     sizes = [int(c.shape[0]) for c in codes]
     own_words = [stream_words(n) for n in sizes]
-    words = max(own_words)
     t = threshold(dpvi.sampling_rate)
     lead = max(0, BERNOULLI_BITS - int(t).bit_length())
     model = settings.model
@@ -186,15 +245,17 @@ def run_fused(
     done = 0
     while done < steps:
         block = min(even, steps - done)
-        program = _block_program(dpvi, parties, words, layout.dim, block)
-        keys, stream, eta, noise = program(state.keys)
-        state.keys = keys
-        stream, eta, noise = np.asarray(stream), np.asarray(eta), np.asarray(noise)
+        chains = [draw_keys(state.keys[m], block) for m in range(parties)]
+        state.keys = np.stack([chain[0] for chain in chains])
+        eta_words = threefry_words(np.stack([chain[2] for chain in chains]), layout.dim)
+        noise_words = chacha_words(np.stack([chain[3] for chain in chains]), layout.dim)
+        eta, noise = (np.asarray(x) for x in _normals_program((parties, block), layout.dim)(eta_words, noise_words))
         for m in range(parties):
             party_codes, party_outcome, party_log_factorial = prepared[m]
             n = sizes[m]
+            stream = chacha_words(chains[m][1], own_words[m])  # (T, own words): only what party m reads
             state.step[m] = fused_kernel.run_steps(
-                party_codes, party_outcome, party_log_factorial, n, stream[m], own_words[m], int(t), lead,
+                party_codes, party_outcome, party_log_factorial, n, stream, own_words[m], int(t), lead,
                 int(dpvi.capacity), eta[m], noise[m],
                 state.loc[m], state.scale_u[m], state.moment1[m], state.moment2[m], int(state.step[m]),
                 layout.level_counts, layout.column_start, layout.site_offset, layout.coef_offset, layout.components,
