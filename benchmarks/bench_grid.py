@@ -8,18 +8,21 @@ experiment is one analysis job) and prices it with costs measured here, now:
    the simulated cohort's training split, the batch capacity B of T = 400,000 steps), one
    short run of :func:`synthshare.generator.fit.fit_parties` (the workflow's fit path,
    the config's generator settings) of ``--epochs`` and of 3 × ``--epochs`` epochs, each
-   twice: the difference of the two warm lengths gives µs per step of the whole job; the
+   three times: the difference of the two warm lengths (fastest of the last two calls
+   each) gives µs per step of the whole job; the
    rest of a warm call (initial states) and each first minus second call (compilation) a
    per-job cost; the numba kernel's compilation (once per machine) is measured first,
    apart. Per job: steps x µs/step + compile + sampling K synthetic sets per party
    (the sampler's compilation, once per job process, plus a warm cost per record: draw,
-   table and Parquet write, measured on the largest job). Per distinct ε of the grid:
+   table and Parquet write, measured on the largest job) + the job process's start
+   (imports, numba's cached kernels, numpyro's eager initialisation, which compiles
+   hundreds of small XLA programs: a fresh process timed). Per distinct ε of the grid:
    one σ calibration at T = 400,000 (rule ``calibrate_noise``; each ε measured).
 2. **Analysis.** Distinct fits per second of the experiment (compiled GLM kernel) on
    every party of the cohort at f = 0.1 with the paper's K and S, one order each, for
    synthetic sets resampled from the local data (many zero-positive levels: the slow
    end) and freshly simulated ones (closer to real DPVI sets) — as
-   ``bench_analysis.py``'s projection. Distinct fits per job from the paper's orders
+   ``bench_analysis.py``'s projection, plus a fresh job process's start per job. Distinct fits per job from the paper's orders
    (repeated first-j sets are fitted once).
 3. **Figures.** The paper-scale figure jobs (``figures_paper_scale.py``: Figs 1/S3, 2/S4
    and the claims reading every step) on fabricated ll.parquet files of one and two
@@ -32,7 +35,7 @@ two such jobs at a time on the 2 cores (Snakemake ``--cores 2``, jobs of one thr
 perfect packing, i.e. total core-seconds / 2. Data-stage jobs (~5 s) and the DAG (~8 s)
 are left out. Default run time ~4-5 min on the 2-core machine.
 
-    .venv/bin/python benchmarks/bench_grid.py [--epochs 10] [--analysis-orders 1] [--skip-figures]
+    .venv/bin/python benchmarks/bench_grid.py [--epochs 30] [--analysis-orders 1] [--skip-figures]
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ pin_threads(1)  # one thread per process, as a job with threads: 1; before numpy
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -63,6 +67,47 @@ from synthshare.analysis.resources import analysis_fits  # noqa: E402
 from synthshare.grid import model_settings, parties_of, skew_enabled  # noqa: E402
 from synthshare.parties.local import subsample_size  # noqa: E402
 from synthshare.variables import CENTRE_COLUMN, CENTRES  # noqa: E402
+
+
+# What a job's process does before its real work: pin threads, import the stack, load
+# the compiled kernels from numba's cache and compile its JAX programs (a tiny fit).
+GENERATOR_START = """
+from synthshare.threads import pin_threads
+pin_threads(1)
+import numpy as np
+from synthshare.generator.fit import PartyData, fit_parties
+from synthshare.generator.sampling import sample_synthetic
+from synthshare.generator.settings import GeneratorSettings
+rng = np.random.default_rng(0)
+parties = [PartyData(f"p{i}", np.stack([rng.integers(0, c, 64) for c in (7, 2, 8, 4, 5)], axis=1).astype(np.int32),
+                     np.zeros(64, np.float32)) for i in range(2)]
+settings = GeneratorSettings(epochs=1)
+fits = fit_parties(parties, settings, 5.0, 8, 1, "start")
+sample_synthetic(fits[0], settings.model, 2, 1, "start")
+"""
+ANALYSIS_START = """
+from synthshare.threads import pin_threads
+pin_threads(1)
+import numpy as np
+from synthshare.glm.design import Design
+from synthshare.glm.irls import PoissonBatchSolver
+from synthshare.variables import FEATURES, FEATURE_LEVELS
+design = Design(tuple(FEATURES), (0,) * len(FEATURES))
+rng = np.random.default_rng(0)
+n = rng.integers(1, 4, (2, *design.shape))
+s = rng.binomial(n, 0.3)
+PoissonBatchSolver(design).fit(np.stack([n, s], axis=-1).astype(np.int32))
+"""
+
+
+def process_start_seconds(code: str, repeats: int = 2) -> float:
+    """Wall seconds of a fresh one-thread process running ``code`` (best of ``repeats``)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def load() -> str:
@@ -174,22 +219,29 @@ def measure_generator(config: dict, shapes: dict, epochs: int, steps_paper: int)
     fit_parties(tiny, replace(settings, epochs=1), calibration.sigma, 8, 1, "warmup")
     out["kernel_compile_s"] = time.perf_counter() - started
     print(f"  kernel compile or cache load and a first small fit: {out['kernel_compile_s']:.1f} s (once per machine)")
+    out["process_start_s"] = process_start_seconds(GENERATOR_START)
+    print(f"  a job process's start (imports, cached kernels, numpyro's eager initialisation, first sampling): "
+          f"{out['process_start_s']:.1f} s per job")
     for (scenario, fraction) in sorted(shapes):
         sizes = job_party_sizes(config, scenario, fraction, train, pooled)
         capacity = max(batch_capacity(n, q, steps_paper, epsilon, float(settings.overflow_delta)) for n in sizes)
         parties = [PartyData(f"p{i}", np.stack([rng.integers(0, c, n) for c in LEVEL_COUNTS], axis=1).astype(np.int32),
                              (rng.random(n) < 0.2).astype(np.float32)) for i, n in enumerate(sizes)]
         longer = replace(settings, epochs=3 * epochs)
-        times = []
-        for run_settings in (short, short, longer, longer):  # each length twice: its own draw programs compile once
-            started = time.perf_counter()
-            fits = fit_parties(parties, run_settings, calibration.sigma, capacity, 1, scenario)
-            times.append(time.perf_counter() - started)
+        runs = {"short": [], "longer": []}
+        # Each length three times: the first call compiles its draw programs, the
+        # fastest of the other two is the warm cost (the machine is shared).
+        for _ in range(3):
+            for label, run_settings in (("short", short), ("longer", longer)):
+                started = time.perf_counter()
+                fits = fit_parties(parties, run_settings, calibration.sigma, capacity, 1, scenario)
+                runs[label].append(time.perf_counter() - started)
+        warm_short, warm_longer = min(runs["short"][1:]), min(runs["longer"][1:])
         # The steps' cost from the difference of two lengths; the rest of a call (the
         # parties' initial states, numpyro tracing) is a per-job cost like compilation.
-        step_us = (times[3] - times[1]) / (longer.steps - short_steps) * 1e6
-        per_call_s = max(0.0, times[1] - step_us * short_steps / 1e6)
-        compile_s = max(0.0, times[0] - times[1]) + max(0.0, times[2] - times[3]) + per_call_s
+        step_us = (warm_longer - warm_short) / (longer.steps - short_steps) * 1e6
+        per_call_s = max(0.0, warm_short - step_us * short_steps / 1e6)
+        compile_s = max(0.0, runs["short"][0] - warm_short) + max(0.0, runs["longer"][0] - warm_longer) + per_call_s
         out["shapes"][(scenario, fraction)] = {"step_us": step_us, "compile_s": compile_s, "parties": len(sizes),
                                                 "records": sum(sizes), "capacity": capacity}
         print(f"  {scenario:9s} f = {fraction:<4g}: {len(sizes):2d} parties, N = {min(sizes)}-{max(sizes)}, B = {capacity}: "
@@ -218,7 +270,7 @@ def measure_generator(config: dict, shapes: dict, epochs: int, steps_paper: int)
 
 def generator_seconds(counted: dict, measured: dict, config: dict, train: dict[str, int], pooled: int) -> dict:
     """Core-seconds of all generator jobs, by part."""
-    parts = {"steps": 0.0, "compile": 0.0, "sigma": 0.0, "sampling": 0.0}
+    parts = {"steps": 0.0, "compile": 0.0, "start": 0.0, "sigma": 0.0, "sampling": 0.0}
     for shape, jobs in counted["shapes"].items():
         unit = measured["shapes"][shape]
         parts["steps"] += jobs * unit["step_us"] * counted["steps"] / 1e6
@@ -227,6 +279,7 @@ def generator_seconds(counted: dict, measured: dict, config: dict, train: dict[s
                                      + unit["records"] * measured["sets"] * measured["sample_s_per_record"])
     parts["sigma"] = measured["sigma_seconds"]  # once per distinct ε of the grid
     parts["compile"] += measured["kernel_compile_s"]  # once per machine
+    parts["start"] = sum(counted["shapes"].values()) * measured["process_start_s"]  # every job's process
     return parts
 
 
@@ -303,7 +356,7 @@ def measure_figures(settings_count: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", default=str(REPO / "config/paper.yaml"))
-    parser.add_argument("--epochs", type=int, default=10, help="epochs of each measured generator run (100 steps each)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs of each measured generator run (100 steps each)")
     parser.add_argument("--analysis-orders", type=int, default=1)
     parser.add_argument("--skip-figures", action="store_true")
     args = parser.parse_args()
@@ -321,6 +374,8 @@ def main() -> None:
     train, pooled = training_sizes(config)
     generator = generator_seconds(counted, measured, config, train, pooled)
     print("analysis (one thread, compiled GLM kernel):")
+    analysis_start = process_start_seconds(ANALYSIS_START)
+    print(f"  a job process's start (imports, the kernel from numba's cache, a first fit): {analysis_start:.1f} s per job")
     rates = measure_analysis(args.analysis_orders)
     figure_seconds = None
     if not args.skip_figures:
@@ -332,11 +387,12 @@ def main() -> None:
     total_generator = sum(generator.values())
     print(f"projection, paper grid, {cores} one-thread jobs at a time on {cores} cores ({load()}):")
     print(f"  generator: {total_generator / cores / 3600:6.2f} h  (steps {generator['steps'] / cores / 3600:.2f} h, compile "
-          f"{generator['compile'] / cores / 3600:.2f} h, σ calibration {generator['sigma'] / cores / 3600:.2f} h, sampling "
+          f"{generator['compile'] / cores / 3600:.2f} h, process starts {generator['start'] / cores / 3600:.2f} h, σ calibration {generator['sigma'] / cores / 3600:.2f} h, sampling "
           f"{generator['sampling'] / cores / 3600:.2f} h)")
-    analysis = {label: counted["distinct"] / rate for label, rate in rates.items()}
+    analysis = {label: counted["distinct"] / rate + counted["analysis_jobs"] * analysis_start for label, rate in rates.items()}
     for label, seconds in analysis.items():
-        print(f"  analysis [{label} sets]: {seconds / cores / 3600:6.2f} h  ({counted['distinct']:,.0f} distinct fits at {rates[label]:,.0f}/s)")
+        print(f"  analysis [{label} sets]: {seconds / cores / 3600:6.2f} h  ({counted['distinct']:,.0f} distinct fits at {rates[label]:,.0f}/s, "
+              f"{counted['analysis_jobs']} process starts)")
     if figure_seconds is not None:
         print(f"  figures: {figure_seconds / cores / 3600:6.2f} h  ({counted['rows']:,.0f} rows)")
     for label, seconds in analysis.items():
