@@ -22,7 +22,8 @@ experiment is one analysis job) and prices it with costs measured here, now:
    every party of the cohort at f = 0.1 with the paper's K and S, one order each, for
    synthetic sets resampled from the local data (many zero-positive levels: the slow
    end) and freshly simulated ones (closer to real DPVI sets) — as
-   ``bench_analysis.py``'s projection, plus a fresh job process's start per job. Distinct fits per job from the paper's orders
+   ``bench_analysis.py``'s projection (fastest of three passes), plus a fresh job
+   process's start per job. Distinct fits per job from the paper's orders
    (repeated first-j sets are fitted once).
 3. **Figures.** The paper-scale figure jobs (``figures_paper_scale.py``: Figs 1/S3, 2/S4
    and the claims reading every step) on fabricated ll.parquet files of one and two
@@ -70,20 +71,19 @@ from synthshare.variables import CENTRE_COLUMN, CENTRES  # noqa: E402
 
 
 # What a job's process does before its real work: pin threads, import the stack, load
-# the compiled kernels from numba's cache and compile its JAX programs (a tiny fit).
+# the compiled kernels from numba's cache and compile its JAX programs (a tiny fit). The
+# sampler's compilation is priced apart (measure_generator), so it is not run here.
 GENERATOR_START = """
 from synthshare.threads import pin_threads
 pin_threads(1)
 import numpy as np
 from synthshare.generator.fit import PartyData, fit_parties
-from synthshare.generator.sampling import sample_synthetic
 from synthshare.generator.settings import GeneratorSettings
 rng = np.random.default_rng(0)
 parties = [PartyData(f"p{i}", np.stack([rng.integers(0, c, 64) for c in (7, 2, 8, 4, 5)], axis=1).astype(np.int32),
                      np.zeros(64, np.float32)) for i in range(2)]
 settings = GeneratorSettings(epochs=1)
-fits = fit_parties(parties, settings, 5.0, 8, 1, "start")
-sample_synthetic(fits[0], settings.model, 2, 1, "start")
+fit_parties(parties, settings, 5.0, 8, 1, "start")
 """
 ANALYSIS_START = """
 from synthshare.threads import pin_threads
@@ -220,7 +220,7 @@ def measure_generator(config: dict, shapes: dict, epochs: int, steps_paper: int)
     out["kernel_compile_s"] = time.perf_counter() - started
     print(f"  kernel compile or cache load and a first small fit: {out['kernel_compile_s']:.1f} s (once per machine)")
     out["process_start_s"] = process_start_seconds(GENERATOR_START)
-    print(f"  a job process's start (imports, cached kernels, numpyro's eager initialisation, first sampling): "
+    print(f"  a job process's start (imports, cached kernels, numpyro's eager initialisation): "
           f"{out['process_start_s']:.1f} s per job")
     for (scenario, fraction) in sorted(shapes):
         sizes = job_party_sizes(config, scenario, fraction, train, pooled)
@@ -300,14 +300,17 @@ def measure_analysis(orders: int) -> dict[str, float]:
         engine.run(count_cells(local[CENTRES[0]]), np.stack([counts[c] for c in CENTRES[1:]])[:, :2],
                    random_orders(15, 1, np.random.default_rng(0)), most_frequent_levels(local[CENTRES[0]]),
                    np.random.default_rng(0))  # compile / cache load outside the timing
-        started, fits = time.perf_counter(), 0
-        for index, party in enumerate(CENTRES):
-            rest = [c for c in CENTRES if c != party]
-            run = engine.run(count_cells(local[party]), np.stack([counts[c] for c in rest]),
-                             random_orders(len(rest), orders, np.random.default_rng([15, index])),
-                             most_frequent_levels(local[party]), np.random.default_rng([16, index]))
-            fits += run.summary.fits
-        rates[label] = fits / (time.perf_counter() - started)
+        seconds = float("inf")
+        for _ in range(3):  # the fastest of three passes (the machine is shared), as bench_analysis.py
+            started, fits = time.perf_counter(), 0
+            for index, party in enumerate(CENTRES):
+                rest = [c for c in CENTRES if c != party]
+                run = engine.run(count_cells(local[party]), np.stack([counts[c] for c in rest]),
+                                 random_orders(len(rest), orders, np.random.default_rng([15, index])),
+                                 most_frequent_levels(local[party]), np.random.default_rng([16, index]))
+                fits += run.summary.fits
+            seconds = min(seconds, time.perf_counter() - started)
+        rates[label] = fits / seconds
         print(f"  {label:9s} synthetic sets: {fits:,} distinct fits in {fits / rates[label]:.1f} s = {rates[label]:,.0f} fits/s "
               f"on one core ({load()})")
     return rates
