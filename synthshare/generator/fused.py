@@ -11,8 +11,8 @@ through XLA. The fast path computes the same steps in two phases per block of st
    ``_split_rng_key`` step after step, :func:`draw_keys`), every step's stream words
    (``chacha.random.random_bits`` of the batch key, the reference's call) and the
    words under ξ, ChaCha20 computed by :mod:`synthshare.generator.fused_chacha`
-   (the same bits as jax-chacha-prng's, 2.5-5x faster than through XLA); then one
-   the words under η (``jax.random``'s threefry words of the gradient key, as
+   (the same bits as jax-chacha-prng's, 2.5-5x faster than through XLA); the words
+   under η (``jax.random``'s threefry words of the gradient key, as
    ``dpvi.shared_draw`` draws them, :func:`threefry_words`); then one compiled JAX
    program vectorised over the parties and the steps (:func:`normals`) makes η and ξ
    from their words as ``jax.random.normal`` and ``d3p.random.normal`` do (XLA's
