@@ -137,24 +137,27 @@ def normals(eta_words: jax.Array, noise_words: jax.Array) -> tuple[jax.Array, ja
     return normal_from_words(eta_words), normal_from_words(noise_words)
 
 
+def _words_per_key(fill, keys: np.ndarray, key_dims: int, count: int) -> np.ndarray:
+    """``fill(flat keys (K, key words), count, out (K, count))`` over keys (..., *key shape)
+    whose last ``key_dims`` axes are one key: (..., count) uint32."""
+    keys = np.ascontiguousarray(keys, np.uint32)
+    batch = keys.shape[:keys.ndim - key_dims]
+    flat = keys.reshape(int(np.prod(batch, dtype=np.int64)), -1)
+    out = np.empty((flat.shape[0], count), np.uint32)
+    fill(flat, count, out)
+    return out.reshape(batch + (count,))
+
+
 def threefry_words(keys: np.ndarray, count: int) -> np.ndarray:
     """``jax.random.bits(key, (count,), uint32)`` for each of the raw keys (..., 2):
     (..., count) uint32, by :func:`synthshare.generator.fused_chacha.threefry_words`."""
-    keys = np.ascontiguousarray(keys, np.uint32)
-    flat = keys.reshape(-1, 2)
-    out = np.empty((flat.shape[0], count), np.uint32)
-    fused_chacha.threefry_words(flat, count, out)
-    return out.reshape(keys.shape[:-1] + (count,))
+    return _words_per_key(fused_chacha.threefry_words, keys, 1, count)
 
 
 def chacha_words(keys: np.ndarray, count: int) -> np.ndarray:
     """``chacha.random.random_bits(key, 32, (count,))`` for each of the keys (..., 4, 4):
     (..., count) uint32, by :func:`synthshare.generator.fused_chacha.random_words`."""
-    keys = np.ascontiguousarray(keys, np.uint32)
-    flat = keys.reshape(-1, 16)
-    out = np.empty((flat.shape[0], count), np.uint32)
-    fused_chacha.random_words(flat, count, out)
-    return out.reshape(keys.shape[:-2] + (count,))
+    return _words_per_key(fused_chacha.random_words, keys, 2, count)
 
 
 def draw_block(keys: np.ndarray, words: int, dim: int, steps: int):

@@ -219,6 +219,23 @@ def _threefry_round(x0, x1, rotation):
     return x0, _rotl(x1, rotation) ^ x0
 
 
+@numba.njit(**_INLINE)
+def _threefry_four(x0, x1, odd, add0, add1, injection):
+    """Four rounds (rotations 13, 15, 26, 6, or 17, 29, 16, 24 when ``odd``), then the key
+    injection x0 += add0, x1 += add1 + injection."""
+    if odd:
+        x0, x1 = _threefry_round(x0, x1, 17)
+        x0, x1 = _threefry_round(x0, x1, 29)
+        x0, x1 = _threefry_round(x0, x1, 16)
+        x0, x1 = _threefry_round(x0, x1, 24)
+    else:
+        x0, x1 = _threefry_round(x0, x1, 13)
+        x0, x1 = _threefry_round(x0, x1, 15)
+        x0, x1 = _threefry_round(x0, x1, 26)
+        x0, x1 = _threefry_round(x0, x1, 6)
+    return (x0 + add0) & _MASK, (x1 + add1 + np.uint64(injection)) & _MASK
+
+
 @numba.njit(**_JIT)
 def threefry_words(keys, count, out):
     """``out[t]`` = the ``count`` random words ``jax.random`` draws from the raw key
@@ -240,36 +257,13 @@ def threefry_words(keys, count, out):
             x0 = (np.uint64(i) + k0) & _MASK
             second = i + half
             x1 = ((np.uint64(second) if second < count else np.uint64(0)) + k1) & _MASK
-            x0, x1 = _threefry_round(x0, x1, 13)
-            x0, x1 = _threefry_round(x0, x1, 15)
-            x0, x1 = _threefry_round(x0, x1, 26)
-            x0, x1 = _threefry_round(x0, x1, 6)
-            x0 = (x0 + k1) & _MASK
-            x1 = (x1 + k2 + np.uint64(1)) & _MASK
-            x0, x1 = _threefry_round(x0, x1, 17)
-            x0, x1 = _threefry_round(x0, x1, 29)
-            x0, x1 = _threefry_round(x0, x1, 16)
-            x0, x1 = _threefry_round(x0, x1, 24)
-            x0 = (x0 + k2) & _MASK
-            x1 = (x1 + k0 + np.uint64(2)) & _MASK
-            x0, x1 = _threefry_round(x0, x1, 13)
-            x0, x1 = _threefry_round(x0, x1, 15)
-            x0, x1 = _threefry_round(x0, x1, 26)
-            x0, x1 = _threefry_round(x0, x1, 6)
-            x0 = (x0 + k0) & _MASK
-            x1 = (x1 + k1 + np.uint64(3)) & _MASK
-            x0, x1 = _threefry_round(x0, x1, 17)
-            x0, x1 = _threefry_round(x0, x1, 29)
-            x0, x1 = _threefry_round(x0, x1, 16)
-            x0, x1 = _threefry_round(x0, x1, 24)
-            x0 = (x0 + k1) & _MASK
-            x1 = (x1 + k2 + np.uint64(4)) & _MASK
-            x0, x1 = _threefry_round(x0, x1, 13)
-            x0, x1 = _threefry_round(x0, x1, 15)
-            x0, x1 = _threefry_round(x0, x1, 26)
-            x0, x1 = _threefry_round(x0, x1, 6)
-            x0 = (x0 + k2) & _MASK
-            x1 = (x1 + k0 + np.uint64(5)) & _MASK
+            # 20 rounds in five groups of four, each followed by the key schedule's
+            # injection (k1, k2), (k2, k0), (k0, k1), ... and the group's index
+            x0, x1 = _threefry_four(x0, x1, False, k1, k2, 1)
+            x0, x1 = _threefry_four(x0, x1, True, k2, k0, 2)
+            x0, x1 = _threefry_four(x0, x1, False, k0, k1, 3)
+            x0, x1 = _threefry_four(x0, x1, True, k1, k2, 4)
+            x0, x1 = _threefry_four(x0, x1, False, k2, k0, 5)
             first[i] = np.uint32(x0)
             last[i] = np.uint32(x1)
         for i in range(half):

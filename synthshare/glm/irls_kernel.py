@@ -620,6 +620,17 @@ def _may_clip(beta, mask, level_terms, q):
 
 
 @numba.njit(**_JIT)
+def _largest_change(step, step_1):
+    """max over terms of |s_k − s_{k−1}| (P,) → float; NaN if any difference is NaN."""
+    size = 0.0
+    for t in range(step.shape[0]):
+        difference = abs(step[t] - step_1[t])
+        if not difference <= size:  # NaN included
+            size = difference
+    return size
+
+
+@numba.njit(**_JIT)
 def _tail_jump(step, step_1, change, change_1, change_2, iteration, max_iter, tol):
     """The tail jump of a zero-positive fit (module docstring): how many replay iterations
     n to move on before the predicted stop, 0 for none (not geometric, ambiguous stop).
@@ -632,12 +643,7 @@ def _tail_jump(step, step_1, change, change_1, change_2, iteration, max_iter, to
     ratio = change / change_1
     if not (TAIL_RATIO_LOW < ratio < TAIL_RATIO_HIGH) or abs(ratio - change_1 / change_2) > TAIL_RATIO_TOL * ratio:
         return 0
-    size = 0.0
-    for t in range(step.shape[0]):
-        difference = abs(step[t] - step_1[t])
-        if not difference <= size:  # NaN included
-            size = difference
-    if not size <= TAIL_STEP_TOL:
+    if not _largest_change(step, step_1) <= TAIL_STEP_TOL:
         return 0
     # the stop: the first j > k with |ΔD_j| ≤ tol, ΔD_j predicted as ΔD_k r^(j−k) (from
     # below: the ratio of a sum of decaying geometric terms grows towards the slowest
@@ -967,10 +973,7 @@ def _fit_all(n_all, s_all, start_all, use_start, max_iter, tol, sparse_share, ta
                         # the largest safe J by bisection (min over cells of a near-linear η
                         # along the path is near-concave; only a tested end is ever used)
                         low = 0
-                        size = 0.0
-                        for t in range(P):
-                            size = max(size, abs(step[t] - step_1[t]))
-                        if (size <= TAIL_STEP_TOL_CLIP
+                        if (_largest_change(step, step_1) <= TAIL_STEP_TOL_CLIP
                                 and _lowest_mu(a, b, rows, row_start, columns, n_rows) >= TAIL_CLIP_MARGIN * EPS):
                             high = skip + 1
                             probe = skip
